@@ -2,9 +2,9 @@
 // segments, idempotent-producer state, consumer groups and cluster nodes.
 //
 // Every durable decision the broker makes goes through one Store. Two
-// implementations exist, PostgreSQL (pgx, for clusters) and an embedded SQL
-// database (for the zero-config single node); both pass the same contract
-// suite in storetest.
+// implementations exist, PostgreSQL (package pgmeta, for clusters) and an
+// embedded SQLite database (package litemeta, for the zero-config single
+// node); both pass the same contract suite in package metatest.
 //
 // The one operation that carries the broker's durability and fencing
 // invariants is CommitFlush: it inserts a segment row, advances the
@@ -38,6 +38,11 @@ var (
 	ErrExists = errors.New("meta: already exists")
 	// ErrLeaseHeld means another node holds an unexpired lease.
 	ErrLeaseHeld = errors.New("meta: lease held by another node")
+	// ErrInvalid means the arguments can never succeed (a topic without
+	// partitions, an empty segment, shrinking a topic, a non-positive lease
+	// ttl): retrying will not help, so callers answer with a non-retriable
+	// error instead of backing off.
+	ErrInvalid = errors.New("meta: invalid argument")
 )
 
 // TopicID is a topic's immutable 16-byte identifier (a UUID, as Kafka's
@@ -113,7 +118,9 @@ type Segment struct {
 	MaxTimestamp int64
 	// Index is the sparse offset index, ascending by offset; its first entry
 	// is {BaseOffset, 0}. Stored with segment.EncodeIndex.
-	Index     []segment.IndexEntry
+	Index []segment.IndexEntry
+	// CreatedAt is when the segment was committed; CommitFlush stamps a zero
+	// value with the database clock.
 	CreatedAt time.Time
 }
 
@@ -201,7 +208,9 @@ type Store interface {
 	DeleteTopic(ctx context.Context, name string) (keys []string, err error)
 	// SetTopicConfig replaces a topic's config overrides.
 	SetTopicConfig(ctx context.Context, name string, config map[string]string) error
-	// AddPartitions grows a topic to total partitions. It never shrinks.
+	// AddPartitions grows a topic to total partitions. It never shrinks:
+	// total below the current count is ErrInvalid, total equal to it is a
+	// no-op (so a retried request succeeds).
 	AddPartitions(ctx context.Context, name string, total int32) error
 
 	// Partition returns the committed state of one partition.
@@ -214,7 +223,7 @@ type Store interface {
 	// ErrOffsetMismatch). Exactly one transaction.
 	CommitFlush(ctx context.Context, c FlushCommit) error
 	// Segments returns up to limit segments of a partition whose end offset
-	// is above from, ascending by base offset.
+	// is above from, ascending by base offset (limit <= 0 means all).
 	Segments(ctx context.Context, id TopicID, partition int32, from int64, limit int) ([]Segment, error)
 	// SegmentByTimestamp returns the first segment whose MaxTimestamp is at
 	// or after ts, or ErrNotFound.
@@ -223,7 +232,8 @@ type Store interface {
 	// offset (never past its next offset, never down), removes the segment
 	// rows wholly below the new start, and returns their object keys.
 	AdvanceLogStart(ctx context.Context, id TopicID, partition int32, offset int64) (start int64, keys []string, err error)
-	// CommittedKeys reports which of keys belong to a committed segment.
+	// CommittedKeys reports which of keys belong to a committed segment: the
+	// map has an entry for every key in keys, true when it is committed.
 	// The orphan sweep deletes objects that are neither committed nor young.
 	CommittedKeys(ctx context.Context, keys []string) (map[string]bool, error)
 	// Producers returns the stored idempotence windows of a partition.
@@ -243,26 +253,32 @@ type Store interface {
 	// ReleaseLease makes the lease vacant at once (keeping its epoch) if
 	// owner holds it at epoch. Releasing a lease one does not hold is a no-op.
 	ReleaseLease(ctx context.Context, resource, owner string, epoch int64) error
-	// Leases returns every lease whose resource starts with prefix.
+	// Leases returns every lease whose resource starts with prefix, in
+	// resource order. A released lease is listed with Owner "" and keeps its
+	// epoch; an expired one keeps its owner (compare ExpiresAt).
 	Leases(ctx context.Context, prefix string) ([]Lease, error)
 
-	// CommitOffsets stores a group's offsets (one transaction).
+	// CommitOffsets stores a group's offsets (one transaction). A zero
+	// CommittedAt is stamped with the database clock.
 	CommitOffsets(ctx context.Context, group string, offsets []OffsetCommit) error
 	// FetchOffsets returns a group's committed offsets; topics nil means all.
 	FetchOffsets(ctx context.Context, group string, topics []string) ([]OffsetCommit, error)
 	// DeleteOffsets removes a group's offsets for the named partitions.
 	DeleteOffsets(ctx context.Context, group, topic string, partitions []int32) error
-	// SaveGroup stores a group's state.
+	// SaveGroup stores a group's state. A zero UpdatedAt is stamped with the
+	// database clock.
 	SaveGroup(ctx context.Context, g Group) error
 	// Group loads a group's state, or ErrNotFound.
 	Group(ctx context.Context, name string) (Group, error)
 	// ListGroups returns every stored group.
 	ListGroups(ctx context.Context) ([]Group, error)
-	// DeleteGroup removes a group and its committed offsets.
+	// DeleteGroup removes a group and its committed offsets; ErrNotFound if
+	// there was neither (a group may have offsets without stored state).
 	DeleteGroup(ctx context.Context, name string) error
 
 	// Heartbeat registers n (or refreshes it), stamping HeartbeatAt with the
-	// database clock.
+	// database clock. A zero StartedAt is stamped with the database clock on
+	// first registration and leaves the stored value alone afterwards.
 	Heartbeat(ctx context.Context, n Node) error
 	// LiveNodes returns the nodes whose heartbeat is younger than within, by
 	// the database clock, ordered by id.

@@ -22,7 +22,14 @@ func (id TopicID) String() string {
 
 // PartitionResource is the lease resource name of a partition.
 func PartitionResource(id TopicID, partition int32) string {
-	return fmt.Sprintf("p/%s/%d", id, partition)
+	return fmt.Sprintf("%s%d", TopicResourcePrefix(id), partition)
+}
+
+// TopicResourcePrefix is the prefix shared by the lease resource names of
+// every partition of a topic, so the leases of one topic can be listed (see
+// Store.Leases) without knowing its partition count.
+func TopicResourcePrefix(id TopicID) string {
+	return "p/" + id.String() + "/"
 }
 
 // SlotResource is the lease resource name of a consumer-group coordinator slot.

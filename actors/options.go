@@ -1,0 +1,126 @@
+package actors
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configure a Broker. Zero fields take the defaults in
+// DefaultOptions.
+type Options struct {
+	// NodeID names this node in leases and metadata.
+	NodeID string
+	// FlushBytes seals a partition's buffer into a segment object once it
+	// holds this many bytes.
+	FlushBytes int
+	// Linger seals a non-empty buffer once its oldest byte waited this long.
+	Linger time.Duration
+	// MaxBufferBytes bounds one partition's buffered plus in-flight bytes.
+	MaxBufferBytes int64
+	// NodeBufferBytes bounds the bytes of all appends on this node that are
+	// not yet acknowledged, mailboxes included.
+	NodeBufferBytes int64
+	// TailCacheBytes bounds each partition's cache of recently committed
+	// segments.
+	TailCacheBytes int64
+	// BlockCacheBytes bounds the node's shared cache of object blocks.
+	BlockCacheBytes int64
+	// BlockSize is the unit of ranged reads from object storage.
+	BlockSize int64
+	// MaxMessageBytes is the default max.message.bytes of a topic.
+	MaxMessageBytes int
+	// MaxInflightFlushes bounds the flushes of one partition that are
+	// uploading or committing at once.
+	MaxInflightFlushes int
+	// LeaseTTL is how long a partition lease lasts without renewal.
+	LeaseTTL time.Duration
+	// RetentionInterval is how often partitions apply retention.
+	RetentionInterval time.Duration
+	// OrphanMinAge is how old an uncommitted object must be before the sweep
+	// deletes it; it must exceed any flush's upload-to-commit time.
+	OrphanMinAge time.Duration
+	// IOTimeout bounds one upload, commit or read.
+	IOTimeout time.Duration
+	// Logger receives the broker's logs.
+	Logger *slog.Logger
+	// Metrics is where the broker registers its metrics; nil registers none.
+	Metrics prometheus.Registerer
+	// Now is the clock used for timestamps (tests may replace it).
+	Now func() time.Time
+}
+
+// DefaultOptions are the values used for zero fields of Options.
+func DefaultOptions() Options {
+	return Options{
+		NodeID:             "node-1",
+		FlushBytes:         4 << 20,
+		Linger:             5 * time.Millisecond,
+		MaxBufferBytes:     16 << 20,
+		NodeBufferBytes:    256 << 20,
+		TailCacheBytes:     8 << 20,
+		BlockCacheBytes:    256 << 20,
+		BlockSize:          1 << 20,
+		MaxMessageBytes:    1048588,
+		MaxInflightFlushes: 4,
+		LeaseTTL:           10 * time.Second,
+		RetentionInterval:  time.Minute,
+		OrphanMinAge:       time.Hour,
+		IOTimeout:          30 * time.Second,
+		Now:                time.Now,
+	}
+}
+
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.NodeID == "" {
+		o.NodeID = d.NodeID
+	}
+	if o.FlushBytes <= 0 {
+		o.FlushBytes = d.FlushBytes
+	}
+	if o.Linger <= 0 {
+		o.Linger = d.Linger
+	}
+	if o.MaxBufferBytes <= 0 {
+		o.MaxBufferBytes = d.MaxBufferBytes
+	}
+	if o.NodeBufferBytes <= 0 {
+		o.NodeBufferBytes = d.NodeBufferBytes
+	}
+	if o.TailCacheBytes <= 0 {
+		o.TailCacheBytes = d.TailCacheBytes
+	}
+	if o.BlockCacheBytes <= 0 {
+		o.BlockCacheBytes = d.BlockCacheBytes
+	}
+	if o.BlockSize <= 0 {
+		o.BlockSize = d.BlockSize
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = d.MaxMessageBytes
+	}
+	if o.MaxInflightFlushes <= 0 {
+		o.MaxInflightFlushes = d.MaxInflightFlushes
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = d.LeaseTTL
+	}
+	if o.RetentionInterval <= 0 {
+		o.RetentionInterval = d.RetentionInterval
+	}
+	if o.OrphanMinAge <= 0 {
+		o.OrphanMinAge = d.OrphanMinAge
+	}
+	if o.IOTimeout <= 0 {
+		o.IOTimeout = d.IOTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = d.Now
+	}
+	return o
+}

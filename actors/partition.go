@@ -1,0 +1,478 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/morax-dev/morax/persistence/meta"
+	"github.com/morax-dev/morax/persistence/segment"
+)
+
+// partitionPhase is where a partition actor is in its life.
+type partitionPhase int
+
+const (
+	// phaseStarting: acquiring the lease and loading state; requests wait.
+	phaseStarting partitionPhase = iota
+	// phaseReady: serving.
+	phaseReady
+	// phaseRecovering: a flush failed; reloading committed state from
+	// metadata before serving again; requests wait.
+	phaseRecovering
+	// phaseDraining: graceful stop; committing what is buffered.
+	phaseDraining
+	// phaseStopped: answering nothing more.
+	phaseStopped
+)
+
+// Internal messages a partition actor sends itself, mostly results of I/O
+// done on other goroutines.
+type (
+	started struct {
+		lease     meta.Lease
+		part      meta.Partition
+		producers []meta.ProducerState
+		deadline  time.Time
+		err       error
+	}
+	lingerExpired struct{ gen uint64 }
+	uploadDone    struct {
+		f   *flush
+		err error
+	}
+	commitDone struct {
+		f   *flush
+		err error
+	}
+	renewTick    struct{}
+	leaseRenewed struct {
+		lease meta.Lease
+		err   error
+	}
+	parkExpired    struct{ r *parkedReader }
+	logStartMoved  struct{ start int64 }
+	drain          struct{}
+	leaseReleased  struct{}
+	stopNow        struct{ err error }
+	retentionApply struct{}
+)
+
+// maxStash bounds the requests a starting or recovering partition holds.
+const maxStash = 4096
+
+// partition is the actor that owns one topic partition: its next offset,
+// append buffer, in-flight flushes, idempotent-producer windows, tail cache
+// and parked readers. All fields are touched only on the actor's goroutine.
+type partition struct {
+	b     *Broker
+	topic meta.Topic
+	id    int32
+	key   meta.PartitionKey
+	log   *slog.Logger
+	set   TopicSettings
+	self  *actor.PID
+	root  *actor.RootContext
+
+	phase partitionPhase
+	stash []Request // requests that arrived while starting or recovering
+
+	lease meta.Lease
+	// leaseDeadline is when our lease expires if no renewal succeeds, by our
+	// own clock, measured from before the request that granted it: past it
+	// we stop, even if the database has not fenced us yet.
+	leaseDeadline time.Time
+
+	logStart int64
+	hw       int64 // high watermark: everything below is committed
+	next     int64 // next offset to assign (hw + buffered + in flight)
+	bytes    int64 // committed bytes
+
+	committed producerTable // producer state as committed
+	pending   producerTable // committed plus buffered and in flight
+
+	buf       segment.Builder
+	bufAppend []*pendingAppend
+	bufProds  map[int64]meta.ProducerState // producer states changed in buf
+	bufDups   []*dupWaiter
+	lingerGen uint64
+	lingering bool
+	inflight  []*flush // in offset order
+	// held is the bytes buffered plus in flight, bounded by MaxBufferBytes.
+	held int64
+
+	tail      []*cachedSegment // committed segments, oldest first
+	tailBytes int64
+
+	parked []*parkedReader
+}
+
+// pendingAppend is an accepted append waiting for its flush to commit.
+type pendingAppend struct {
+	a          *Append
+	base, end  int64
+	appendTime int64
+}
+
+// dupWaiter is the answer to a retried idempotent batch whose original is
+// not committed yet: it is answered when the original is.
+type dupWaiter struct {
+	a         *Append
+	base, end int64
+}
+
+// flush is one sealed segment on its way to object storage and metadata.
+type flush struct {
+	seq       uint64
+	key       string
+	data      []byte
+	index     []segment.IndexEntry
+	base, end int64
+	maxTs     int64
+	appends   []*pendingAppend
+	dups      []*dupWaiter
+	producers []meta.ProducerState
+	uploaded  bool
+	// committing is set while the metadata transaction runs.
+	committing bool
+	sealedAt   time.Time
+}
+
+// cachedSegment is a committed segment kept in memory for tail reads.
+type cachedSegment struct {
+	base, end int64
+	data      []byte
+	index     []segment.IndexEntry
+}
+
+// parkedReader is a fetch waiting at the end of the log.
+type parkedReader struct {
+	f    *Fetch
+	done bool
+}
+
+func newPartition(b *Broker, t meta.Topic, p int32) *partition {
+	return &partition{
+		b:     b,
+		topic: t,
+		id:    p,
+		key:   meta.PartitionKey{TopicID: t.ID, Partition: p},
+		log:   b.opts.Logger.With("topic", t.Name, "partition", p),
+		root:  b.system.Root,
+	}
+}
+
+// Receive implements actor.Actor.
+func (p *partition) Receive(ctx actor.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("partition actor panicked; stopping it", "panic", r, "stack", string(debug.Stack()))
+			p.stop(ctx, fmt.Errorf("%w: internal error", ErrNotOwner))
+		}
+	}()
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		p.self = ctx.Self()
+		p.start()
+	case *started:
+		p.onStarted(ctx, m)
+	case Request:
+		p.handle(ctx, m)
+	case *lingerExpired:
+		if m.gen == p.lingerGen && p.lingering {
+			p.lingering = false
+			p.seal()
+		}
+	case *uploadDone:
+		p.onUploaded(ctx, m)
+	case *commitDone:
+		p.onCommitted(ctx, m)
+	case *recovered:
+		p.onRecovered(m)
+	case *renewTick:
+		p.renew()
+	case *leaseRenewed:
+		p.onRenewed(ctx, m)
+	case *parkExpired:
+		p.expirePark(m.r)
+	case *logStartMoved:
+		if m.start > p.logStart {
+			p.logStart = m.start
+			p.dropTailBelow(m.start)
+		}
+	case *topicChanged:
+		if set, err := p.b.TopicSettings(m.topic); err == nil {
+			p.topic, p.set = m.topic, set
+		}
+	case *retentionTick:
+		if p.phase == phaseReady {
+			p.applyRetention()
+		}
+	case *drain:
+		p.startDrain(ctx)
+	case *leaseReleased:
+		p.finishStop(ctx)
+	case *stopNow:
+		p.stop(ctx, m.err)
+	case *actor.Stopping:
+		p.failAll(ErrNotOwner)
+	}
+}
+
+func (p *partition) handle(ctx actor.Context, r Request) {
+	switch p.phase {
+	case phaseStarting, phaseRecovering:
+		if len(p.stash) >= maxStash {
+			r.fail(fmt.Errorf("%w: partition is recovering", ErrBackpressure))
+			return
+		}
+		p.stash = append(p.stash, r)
+		return
+	case phaseDraining:
+		if _, ok := r.(*Append); ok {
+			r.fail(ErrShuttingDown)
+			return
+		}
+	case phaseStopped:
+		r.fail(ErrNotOwner)
+		return
+	}
+	switch m := r.(type) {
+	case *Append:
+		p.append(m)
+	case *Fetch:
+		p.fetch(m)
+	case *ListOffsets:
+		p.listOffsets(m)
+	case *Trim:
+		p.trim(m)
+	case *Describe:
+		p.describe(m)
+	}
+}
+
+// send delivers a message to this actor from any goroutine.
+func (p *partition) send(msg any) { p.root.Send(p.self, msg) }
+
+// io runs fn on its own goroutine with the broker's I/O timeout.
+func (p *partition) io(fn func(ctx context.Context)) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), p.b.opts.IOTimeout)
+		defer cancel()
+		fn(ctx)
+	}()
+}
+
+// start acquires the lease and loads committed state, off the actor.
+func (p *partition) start() {
+	var err error
+	p.set, err = p.b.TopicSettings(p.topic)
+	if err != nil {
+		p.log.Warn("topic has invalid config; using defaults", "err", err)
+		p.set, _ = p.b.TopicSettings(meta.Topic{Kind: p.topic.Kind})
+	}
+	resource := meta.PartitionResource(p.topic.ID, p.id)
+	p.io(func(ctx context.Context) {
+		var m started
+		asked := time.Now()
+		m.lease, m.err = p.b.meta.AcquireLease(ctx, resource, p.b.opts.NodeID, p.b.opts.LeaseTTL)
+		m.deadline = asked.Add(p.b.opts.LeaseTTL)
+		if m.err == nil {
+			m.part, m.err = p.b.meta.Partition(ctx, p.topic.ID, p.id)
+		}
+		if m.err == nil {
+			m.producers, m.err = p.b.meta.Producers(ctx, p.topic.ID, p.id)
+		}
+		p.send(&m)
+	})
+}
+
+func (p *partition) onStarted(ctx actor.Context, m *started) {
+	if m.err != nil {
+		err := m.err
+		if errors.Is(err, meta.ErrLeaseHeld) || errors.Is(err, meta.ErrFenced) {
+			err = fmt.Errorf("%w: %v", ErrNotOwner, m.err)
+		} else if errors.Is(err, meta.ErrNotFound) {
+			err = fmt.Errorf("%w: %v", ErrUnknownPartition, m.err)
+		} else {
+			err = fmt.Errorf("%w: start partition: %v", ErrStorage, m.err)
+		}
+		p.log.Warn("partition failed to start", "err", m.err)
+		p.stop(ctx, err)
+		return
+	}
+	p.lease = m.lease
+	p.leaseDeadline = m.deadline
+	p.applyCommitted(m.part, m.producers)
+	p.phase = phaseReady
+	p.log.Debug("partition started", "epoch", p.lease.Epoch, "next", p.next, "log_start", p.logStart)
+	p.scheduleRenew()
+	p.replayStash()
+}
+
+// applyCommitted resets in-memory state to what metadata holds.
+func (p *partition) applyCommitted(part meta.Partition, producers []meta.ProducerState) {
+	p.logStart = part.LogStartOffset
+	p.hw = part.NextOffset
+	p.next = part.NextOffset
+	p.bytes = part.Bytes
+	p.committed = newProducerTable(producers)
+	p.pending = p.committed.clone()
+	p.tail, p.tailBytes = nil, 0
+}
+
+func (p *partition) replayStash() {
+	stash := p.stash
+	p.stash = nil
+	for _, r := range stash {
+		p.handle(nil, r)
+	}
+}
+
+func (p *partition) epoch32() int32 { return int32(p.lease.Epoch) }
+
+func (p *partition) scheduleRenew() {
+	time.AfterFunc(p.b.opts.LeaseTTL/3, func() { p.send(&renewTick{}) })
+}
+
+func (p *partition) renew() {
+	if p.phase == phaseStopped {
+		return
+	}
+	if time.Now().After(p.leaseDeadline) {
+		// Renewals have failed for a whole TTL: another node may own the
+		// partition now. Stop before the database has to fence us.
+		p.send(&stopNow{err: fmt.Errorf("%w: lease expired", ErrNotOwner)})
+		return
+	}
+	lease := p.lease
+	resource := meta.PartitionResource(p.topic.ID, p.id)
+	p.io(func(ctx context.Context) {
+		asked := time.Now()
+		l, err := p.b.meta.RenewLease(ctx, resource, lease.Owner, lease.Epoch, p.b.opts.LeaseTTL)
+		if err == nil {
+			l.ExpiresAt = asked.Add(p.b.opts.LeaseTTL) // our clock's view, measured from before the request
+		}
+		p.send(&leaseRenewed{lease: l, err: err})
+	})
+}
+
+func (p *partition) onRenewed(ctx actor.Context, m *leaseRenewed) {
+	if p.phase == phaseStopped {
+		return
+	}
+	switch {
+	case m.err == nil:
+		p.leaseDeadline = m.lease.ExpiresAt
+	case errors.Is(m.err, meta.ErrFenced):
+		p.log.Warn("lease lost; stopping partition", "epoch", p.lease.Epoch)
+		p.stop(ctx, fmt.Errorf("%w: lease lost", ErrNotOwner))
+		return
+	default:
+		p.log.Warn("lease renewal failed; retrying", "err", m.err)
+	}
+	p.scheduleRenew()
+}
+
+// stop fails everything the actor holds with err and stops it at once.
+func (p *partition) stop(ctx actor.Context, err error) {
+	if p.phase == phaseStopped {
+		return
+	}
+	p.phase = phaseStopped
+	p.failAll(err)
+	if ctx != nil {
+		ctx.Stop(ctx.Self())
+	} else {
+		p.b.system.Root.Stop(p.self)
+	}
+}
+
+// failAll answers every waiting request with err.
+func (p *partition) failAll(err error) {
+	for _, r := range p.stash {
+		r.fail(err)
+	}
+	p.stash = nil
+	for _, f := range p.inflight {
+		p.failFlush(f, err)
+	}
+	p.inflight = nil
+	for _, pa := range p.bufAppend {
+		pa.a.fail(err)
+	}
+	for _, d := range p.bufDups {
+		d.a.fail(err)
+	}
+	p.bufAppend, p.bufDups, p.bufProds = nil, nil, nil
+	p.buf.Reset()
+	p.held = 0
+	for _, r := range p.parked {
+		if !r.done {
+			r.done = true
+			r.f.fail(err)
+		}
+	}
+	p.parked = nil
+	p.b.metrics.parkedReaders.Set(0)
+}
+
+func (p *partition) failFlush(f *flush, err error) {
+	for _, pa := range f.appends {
+		pa.a.fail(err)
+	}
+	for _, d := range f.dups {
+		d.a.fail(err)
+	}
+	f.appends, f.dups = nil, nil
+}
+
+// startDrain begins a graceful stop: seal what is buffered, let in-flight
+// flushes commit, release the lease, stop.
+func (p *partition) startDrain(ctx actor.Context) {
+	switch p.phase {
+	case phaseStopped, phaseDraining:
+		return
+	case phaseStarting, phaseRecovering:
+		p.stop(ctx, ErrShuttingDown)
+		return
+	}
+	p.phase = phaseDraining
+	for _, r := range p.parked {
+		if !r.done {
+			r.done = true
+			p.answerFetch(r.f, nil)
+		}
+	}
+	p.parked = nil
+	p.b.metrics.parkedReaders.Set(0)
+	if p.buf.Len() > 0 {
+		p.lingering = false
+		p.seal()
+	}
+	p.maybeFinishDrain()
+}
+
+func (p *partition) maybeFinishDrain() {
+	if p.phase != phaseDraining || len(p.inflight) > 0 || p.buf.Len() > 0 {
+		return
+	}
+	p.phase = phaseStopped
+	lease := p.lease
+	resource := meta.PartitionResource(p.topic.ID, p.id)
+	p.io(func(ctx context.Context) {
+		if err := p.b.meta.ReleaseLease(ctx, resource, lease.Owner, lease.Epoch); err != nil {
+			p.log.Warn("release lease", "err", err)
+		}
+		p.send(&leaseReleased{})
+	})
+}
+
+func (p *partition) finishStop(ctx actor.Context) {
+	ctx.Stop(ctx.Self())
+}

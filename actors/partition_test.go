@@ -1,0 +1,470 @@
+package actors_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/morax-dev/morax/actors"
+	"github.com/morax-dev/morax/persistence/meta"
+	"github.com/morax-dev/morax/persistence/objstore"
+	"github.com/morax-dev/morax/persistence/segment"
+)
+
+// TestAppendsDenseAndDurable appends from many goroutines to several
+// partitions while readers follow, then restarts the broker on the same
+// stores and checks every acknowledged record is there once, in dense
+// offsets, in each partition.
+func TestAppendsDenseAndDurable(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		b := startBroker(t, be, testOptions("node-1"))
+		tp := createTopic(t, b, "dense", 3, nil)
+		const writers, perWriter = 12, 40
+		type ack struct {
+			part      int32
+			base, end int64
+			vals      []string
+		}
+		acks := make(chan ack, writers*perWriter)
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range perWriter {
+					part := int32((w + i) % 3)
+					vals := []string{fmt.Sprintf("w%d-%d-a", w, i), fmt.Sprintf("w%d-%d-b", w, i)}
+					r := appendOK(t, b, tp, part, batchOf(t, vals...))
+					acks <- ack{part, r.BaseOffset, r.EndOffset, vals}
+				}
+			}()
+		}
+		// A concurrent reader parks at the end of partition 0 and must be
+		// woken by commits.
+		readerDone := make(chan int64)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var off int64
+			for off < 10 {
+				r, err := b.FetchWait(ctx, tp, 0, actors.Fetch{Offset: off, MaxBytes: 1 << 20, MaxWait: 5 * time.Second})
+				if err != nil || r.Err != nil {
+					readerDone <- -1
+					return
+				}
+				off = max(off, r.HighWatermark)
+			}
+			readerDone <- off
+		}()
+		wg.Wait()
+		close(acks)
+		if got := <-readerDone; got < 10 {
+			t.Fatalf("parked reader did not follow the log: %d", got)
+		}
+		want := map[int32]map[int64]string{0: {}, 1: {}, 2: {}}
+		for a := range acks {
+			if a.end-a.base != 2 {
+				t.Fatalf("ack covers %d offsets, want 2", a.end-a.base)
+			}
+			for i, v := range a.vals {
+				off := a.base + int64(i)
+				if prev, dup := want[a.part][off]; dup {
+					t.Fatalf("partition %d offset %d acknowledged twice (%q and %q)", a.part, off, prev, v)
+				}
+				want[a.part][off] = v
+			}
+		}
+		check := func(b *actors.Broker) {
+			for part, offs := range want {
+				recs := readAll(t, b, tp, part, 0)
+				if len(recs) != len(offs) {
+					t.Fatalf("partition %d: read %d records, acknowledged %d", part, len(recs), len(offs))
+				}
+				for _, r := range recs {
+					if string(r.Value) != offs[r.Offset] {
+						t.Fatalf("partition %d offset %d: read %q, acknowledged %q", part, r.Offset, r.Value, offs[r.Offset])
+					}
+				}
+			}
+		}
+		check(b)
+		closeBroker(t, b)
+		b2 := startBroker(t, be, testOptions("node-1"))
+		check(b2)
+		// The log continues densely after the restart.
+		r := appendOK(t, b2, tp, 0, batchOf(t, "after-restart"))
+		if r.BaseOffset != int64(len(want[0])) {
+			t.Fatalf("after restart appended at %d, want %d", r.BaseOffset, len(want[0]))
+		}
+	})
+}
+
+// TestFencedOwnerCannotCommit gives the partition to a second node behind
+// the first one's back: the first node's next commit is refused by the
+// metadata store, its append fails, and only the new owner commits.
+func TestFencedOwnerCannotCommit(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		a := startBroker(t, be, testOptions("node-a"))
+		tp := createTopic(t, a, "fenced", 1, nil)
+		first := appendOK(t, a, tp, 0, batchOf(t, "from-a"))
+		resource := meta.PartitionResource(tp.ID, 0)
+		leases, err := be.meta.Leases(ctx, resource)
+		if err != nil || len(leases) != 1 {
+			t.Fatalf("leases: %v %v", leases, err)
+		}
+		// Node b takes over: the lease is released under a's feet.
+		if err := be.meta.ReleaseLease(ctx, resource, "node-a", leases[0].Epoch); err != nil {
+			t.Fatalf("release: %v", err)
+		}
+		b := startBroker(t, be, testOptions("node-b"))
+		second := appendOK(t, b, tp, 0, batchOf(t, "from-b"))
+		if second.BaseOffset != first.EndOffset {
+			t.Fatalf("new owner appended at %d, want %d", second.BaseOffset, first.EndOffset)
+		}
+		r, err := a.AppendWait(ctx, tp, 0, batchOf(t, "stale"), -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !errors.Is(r.Err, actors.ErrNotOwner) {
+			t.Fatalf("stale owner's append: got %v, want ErrNotOwner", r.Err)
+		}
+		recs := readAll(t, b, tp, 0, 0)
+		if len(recs) != 2 || string(recs[0].Value) != "from-a" || string(recs[1].Value) != "from-b" {
+			t.Fatalf("log holds %v", values(recs))
+		}
+		l, _ := be.meta.Leases(ctx, resource)
+		if l[0].Owner != "node-b" || l[0].Epoch <= leases[0].Epoch {
+			t.Fatalf("lease after takeover: %+v", l[0])
+		}
+	})
+}
+
+// TestIdempotentProducer replays and reorders batches of an idempotent
+// producer: a retry gets the original offsets without a second write, a gap
+// is refused, an old epoch is fenced, and the windows survive a restart.
+func TestIdempotentProducer(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		b := startBroker(t, be, testOptions("node-1"))
+		tp := createTopic(t, b, "idem", 1, nil)
+		const pid = 77
+		r0 := appendOK(t, b, tp, 0, idempotent(batchOf(t, "a", "b"), pid, 0, 0))
+		r1 := appendOK(t, b, tp, 0, idempotent(batchOf(t, "c"), pid, 0, 2))
+		// A retry of the first batch answers its original offsets.
+		dup := appendOK(t, b, tp, 0, idempotent(batchOf(t, "a", "b"), pid, 0, 0))
+		if dup.BaseOffset != r0.BaseOffset || dup.EndOffset != r0.EndOffset {
+			t.Fatalf("duplicate answered [%d,%d), original [%d,%d)", dup.BaseOffset, dup.EndOffset, r0.BaseOffset, r0.EndOffset)
+		}
+		// A gap in sequence numbers is refused.
+		gap, _ := b.AppendWait(ctx, tp, 0, idempotent(batchOf(t, "x"), pid, 0, 9), -1)
+		if !errors.Is(gap.Err, actors.ErrOutOfOrderSequence) {
+			t.Fatalf("gap: got %v, want ErrOutOfOrderSequence", gap.Err)
+		}
+		// A new epoch starts at sequence 0 and fences the old one.
+		appendOK(t, b, tp, 0, idempotent(batchOf(t, "d"), pid, 1, 0))
+		old, _ := b.AppendWait(ctx, tp, 0, idempotent(batchOf(t, "y"), pid, 0, 3), -1)
+		if !errors.Is(old.Err, actors.ErrProducerFenced) {
+			t.Fatalf("old epoch: got %v, want ErrProducerFenced", old.Err)
+		}
+		closeBroker(t, b)
+		b2 := startBroker(t, be, testOptions("node-1"))
+		again := appendOK(t, b2, tp, 0, idempotent(batchOf(t, "d"), pid, 1, 0))
+		if again.BaseOffset != r1.EndOffset {
+			t.Fatalf("duplicate after restart answered %d, want %d", again.BaseOffset, r1.EndOffset)
+		}
+		if got := values(readAll(t, b2, tp, 0, 0)); fmt.Sprint(got) != "[a b c d]" {
+			t.Fatalf("log holds %v", got)
+		}
+	})
+}
+
+// TestConditionalAppend checks expected-offset fencing of appends.
+func TestConditionalAppend(t *testing.T) {
+	be := embedded(t)
+	b := startBroker(t, be, testOptions("node-1"))
+	tp := createTopic(t, b, "cond", 1, nil)
+	ctx := context.Background()
+	r, _ := b.AppendWait(ctx, tp, 0, batchOf(t, "a"), 0)
+	if r.Err != nil || r.BaseOffset != 0 {
+		t.Fatalf("conditional append at 0: %+v", r)
+	}
+	r, _ = b.AppendWait(ctx, tp, 0, batchOf(t, "b"), 0)
+	var c *actors.ConflictError
+	if !errors.As(r.Err, &c) || c.End != 1 || !errors.Is(r.Err, actors.ErrConflict) {
+		t.Fatalf("stale conditional append: %v", r.Err)
+	}
+}
+
+// TestStorageOutage makes object storage fail: appends get a retriable
+// error quickly, the node's buffers drain to zero, and once the store is
+// back appends succeed with dense offsets.
+func TestStorageOutage(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		faulty := objstoreFaulty(be)
+		be.objects = faulty
+		opts := testOptions("node-1")
+		opts.IOTimeout = 2 * time.Second
+		b := startBroker(t, be, opts)
+		tp := createTopic(t, b, "outage", 1, nil)
+		appendOK(t, b, tp, 0, batchOf(t, "before"))
+		faultyFail(faulty, true)
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		errs := make(chan error, 50)
+		for i := range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := b.AppendWait(ctx, tp, 0, batchOf(t, fmt.Sprint("during-", i)), -1)
+				if err != nil {
+					errs <- err
+					return
+				}
+				errs <- r.Err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if !errors.Is(err, actors.ErrStorage) && !errors.Is(err, actors.ErrBackpressure) {
+				t.Fatalf("append during outage: got %v, want ErrStorage or ErrBackpressure", err)
+			}
+		}
+		if got := bufferedBytes(t, opts); got != 0 {
+			t.Fatalf("buffers hold %v bytes after every append was answered", got)
+		}
+		faultyFail(faulty, false)
+		r := appendOK(t, b, tp, 0, batchOf(t, "after"))
+		if r.BaseOffset != 1 {
+			t.Fatalf("after outage appended at %d, want 1", r.BaseOffset)
+		}
+		if got := values(readAll(t, b, tp, 0, 0)); fmt.Sprint(got) != "[before after]" {
+			t.Fatalf("log holds %v", got)
+		}
+	})
+}
+
+// TestColdReadsAndTrim reads a log larger than the tail cache (so reads go
+// through object storage), then trims it and checks what stays readable.
+func TestColdReadsAndTrim(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		opts := testOptions("node-1")
+		opts.TailCacheBytes = 1 // nothing fits: every read is cold
+		opts.FlushBytes = 4096
+		opts.BlockSize = 8192
+		b := startBroker(t, be, opts)
+		tp := createTopic(t, b, "cold", 1, nil)
+		var want []string
+		for i := range 60 {
+			v := fmt.Sprintf("%03d-%0200d", i, i)
+			want = append(want, v)
+			appendOK(t, b, tp, 0, batchOf(t, v))
+		}
+		got := values(readAll(t, b, tp, 0, 0))
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("cold read mismatch: got %d records", len(got))
+		}
+		// Reading from the middle returns from that offset on.
+		if got := values(readAll(t, b, tp, 0, 37)); fmt.Sprint(got) != fmt.Sprint(want[37:]) {
+			t.Fatalf("read from 37: %v", got)
+		}
+		ctx := context.Background()
+		tr, err := b.TrimWait(ctx, tp, 0, 30)
+		if err != nil || tr.Err != nil || tr.LogStartOffset != 30 {
+			t.Fatalf("trim: %+v %v", tr, err)
+		}
+		f, _ := b.FetchWait(ctx, tp, 0, actors.Fetch{Offset: 10, MaxBytes: 1 << 20})
+		if !errors.Is(f.Err, actors.ErrOffsetOutOfRange) {
+			t.Fatalf("read below log start: %v", f.Err)
+		}
+		if got := values(readAll(t, b, tp, 0, 30)); fmt.Sprint(got) != fmt.Sprint(want[30:]) {
+			t.Fatalf("read after trim: %v", got)
+		}
+		lo, _ := b.ListOffsetsWait(ctx, tp, 0, actors.EarliestTimestamp)
+		if lo.Offset != 30 {
+			t.Fatalf("earliest after trim: %d", lo.Offset)
+		}
+		// Segments wholly below 30 are gone from metadata and storage.
+		segs, _ := be.meta.Segments(ctx, tp.ID, 0, 0, 1000)
+		if len(segs) == 0 || segs[0].EndOffset <= 30 {
+			t.Fatalf("segments below the log start remain: first %+v", segs[0])
+		}
+		objs := countObjects(t, be)
+		if objs != len(segs) {
+			t.Fatalf("%d objects stored for %d segments", objs, len(segs))
+		}
+	})
+}
+
+// TestListOffsetsByTimestamp finds offsets by record timestamp.
+func TestListOffsetsByTimestamp(t *testing.T) {
+	be := embedded(t)
+	b := startBroker(t, be, testOptions("node-1"))
+	tp := createTopic(t, b, "times", 1, nil)
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	for i := range 10 {
+		appendOK(t, b, tp, 0, batchAt(t, base+int64(i)*1000, fmt.Sprint(i)))
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		ts   int64
+		want int64
+	}{
+		{base - 1, 0}, {base, 0}, {base + 1, 1}, {base + 4500, 5}, {base + 9000, 9}, {base + 9001, -1},
+		{actors.LatestTimestamp, 10}, {actors.EarliestTimestamp, 0}, {actors.MaxTimestamp, 9},
+	} {
+		r, err := b.ListOffsetsWait(ctx, tp, 0, c.ts)
+		if err != nil || r.Err != nil {
+			t.Fatalf("list offsets %d: %v %v", c.ts, err, r.Err)
+		}
+		if r.Offset != c.want {
+			t.Errorf("list offsets %d: got %d, want %d", c.ts, r.Offset, c.want)
+		}
+	}
+}
+
+// TestRetentionBySize drops the oldest segments once a partition passes
+// retention.bytes.
+func TestRetentionBySize(t *testing.T) {
+	be := embedded(t)
+	opts := testOptions("node-1")
+	opts.RetentionInterval = 50 * time.Millisecond
+	opts.FlushBytes = 1
+	b := startBroker(t, be, opts)
+	tp := createTopic(t, b, "retained", 1, map[string]string{actors.ConfigRetentionBytes: "2000"})
+	for i := range 20 {
+		appendOK(t, b, tp, 0, batchOf(t, fmt.Sprintf("%0400d", i)))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, _ := b.ListOffsetsWait(context.Background(), tp, 0, actors.EarliestTimestamp)
+		if r.Offset > 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("retention did not advance the log start: %d", r.Offset)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d, _ := b.DescribeWait(context.Background(), tp, 0)
+	if d.Bytes > 2000+500 {
+		t.Fatalf("partition holds %d bytes with retention.bytes 2000", d.Bytes)
+	}
+}
+
+// TestOrphanSweep removes uncommitted objects and keeps committed ones.
+func TestOrphanSweep(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		opts := testOptions("node-1")
+		opts.OrphanMinAge = time.Millisecond
+		b := startBroker(t, be, opts)
+		tp := createTopic(t, b, "sweep", 1, nil)
+		appendOK(t, b, tp, 0, batchOf(t, "kept"))
+		ctx := context.Background()
+		orphan := fmt.Sprintf("seg/%s/0/%020d-1-deadbeef0000", tp.ID, 99)
+		if err := be.objects.Put(ctx, orphan, batchOf(t, "orphan")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+		n, err := b.SweepOrphans(ctx)
+		if err != nil || n != 1 {
+			t.Fatalf("sweep: %d %v", n, err)
+		}
+		if _, err := be.objects.Get(ctx, orphan, 0, -1); err == nil {
+			t.Fatal("orphan still stored")
+		}
+		if got := values(readAll(t, b, tp, 0, 0)); fmt.Sprint(got) != "[kept]" {
+			t.Fatalf("log holds %v", got)
+		}
+	})
+}
+
+// TestBadBatches refuses malformed appends with precise errors and keeps
+// serving.
+func TestBadBatches(t *testing.T) {
+	be := embedded(t)
+	b := startBroker(t, be, testOptions("node-1"))
+	tp := createTopic(t, b, "bad", 1, map[string]string{actors.ConfigMaxMessageBytes: "1000"})
+	good := batchOf(t, "x")
+	badCRC := append([]byte(nil), good...)
+	badCRC[len(badCRC)-1] ^= 0xff
+	v1 := append([]byte(nil), good...)
+	v1[16] = 1
+	for _, c := range []struct {
+		name  string
+		batch []byte
+		want  error
+	}{
+		{"empty", nil, actors.ErrInvalidRecord},
+		{"truncated", good[:len(good)-3], actors.ErrCorruptRecord},
+		{"bad crc", badCRC, actors.ErrCorruptRecord},
+		{"magic 1", v1, actors.ErrInvalidRecord},
+		{"too large", batchOf(t, fmt.Sprintf("%02000d", 0)), actors.ErrMessageTooLarge},
+	} {
+		r, _ := b.AppendWait(context.Background(), tp, 0, c.batch, -1)
+		if !errors.Is(r.Err, c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, r.Err, c.want)
+		}
+	}
+	appendOK(t, b, tp, 0, batchOf(t, "still-fine"))
+}
+
+func values(recs []segment.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = string(r.Value)
+	}
+	return out
+}
+
+// batchAt builds a one-record batch with the given timestamp.
+func batchAt(t *testing.T, ts int64, v string) []byte {
+	t.Helper()
+	b, err := segment.BuildBatch([]segment.Record{{Timestamp: ts, Value: []byte(v)}}, segment.CodecNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func objstoreFaulty(be backend) *objstore.Faulty { return objstore.NewFaulty(be.objects) }
+
+func faultyFail(f *objstore.Faulty, fail bool) {
+	if fail {
+		f.SetFailures(objstore.OpPut|objstore.OpGet, 1)
+	} else {
+		f.Heal()
+	}
+}
+
+// bufferedBytes reads the node's morax_buffered_bytes gauge.
+func bufferedBytes(t *testing.T, opts actors.Options) float64 {
+	t.Helper()
+	mfs, err := opts.Metrics.(prometheus.Gatherer).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "morax_buffered_bytes" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatal("morax_buffered_bytes not registered")
+	return 0
+}
+
+func countObjects(t *testing.T, be backend) int {
+	t.Helper()
+	n := 0
+	err := be.objects.List(context.Background(), "seg/", func(objstore.ObjectInfo) error { n++; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

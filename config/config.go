@@ -1,0 +1,324 @@
+package config
+
+import (
+	"log/slog"
+	"path/filepath"
+	"time"
+)
+
+// Storage schemes accepted in storage.scheme.
+const (
+	// SchemeFS keeps objects as files under storage.dir: the embedded,
+	// single-node default.
+	SchemeFS = "fs"
+	// SchemeS3 keeps objects in an S3-compatible bucket (AWS S3, MinIO):
+	// what a diskless cluster uses.
+	SchemeS3 = "s3"
+)
+
+// Log formats accepted in telemetry.log.format.
+const (
+	LogFormatText = "text"
+	LogFormatJSON = "json"
+)
+
+// Linger defaults. Default() is the embedded mode, where a flush is a local
+// file write and a short linger buys latency cheaply. With S3 every flush is
+// a PUT that costs money and tens of milliseconds anyway, so Load uses the
+// longer default when storage.scheme is "s3" and partition.linger was not
+// set in the file or the environment.
+const (
+	defaultLinger   = 2 * time.Millisecond
+	defaultS3Linger = 5 * time.Millisecond
+)
+
+// Config is the whole configuration of a Morax node. Field tags name the TOML
+// keys; the environment variable for each key is derived from them (see the
+// package documentation).
+type Config struct {
+	// DataDir holds node-local state: the node_id file, the embedded
+	// metadata database and, with scheme "fs", the objects. Relative paths
+	// are relative to the working directory.
+	DataDir string `toml:"data_dir"`
+	// Server configures the client-facing listeners and the metadata store.
+	Server ServerConfig `toml:"server"`
+	// Storage says where segment objects live.
+	Storage StorageConfig `toml:"storage"`
+	// Partition sets the per-partition write path and the memory bounds
+	// that keep it from growing without limit.
+	Partition PartitionConfig `toml:"partition"`
+	// Cluster sets node identity, lease timing and the node-to-node
+	// listener.
+	Cluster ClusterConfig `toml:"cluster"`
+	// Telemetry sets logging and metrics.
+	Telemetry TelemetryConfig `toml:"telemetry"`
+}
+
+// ServerConfig groups the metadata store and the two client protocols.
+type ServerConfig struct {
+	// Meta chooses the metadata store.
+	Meta MetaConfig `toml:"meta"`
+	// KafkaBroker is the Kafka protocol listener.
+	KafkaBroker KafkaBrokerConfig `toml:"kafka_broker"`
+	// WALBroker is the HTTP WAL API listener, which also serves /metrics.
+	WALBroker WALBrokerConfig `toml:"wal_broker"`
+}
+
+// MetaConfig chooses the metadata store.
+type MetaConfig struct {
+	// ServiceURL is a postgres:// or postgresql:// URL of the PostgreSQL
+	// database that a cluster shares. Empty means the embedded metadata
+	// store, an SQLite file under DataDir, which only a single node can use.
+	ServiceURL SecretURL `toml:"service_url"`
+}
+
+// KafkaBrokerConfig is the Kafka protocol listener.
+type KafkaBrokerConfig struct {
+	// ListenAddr is the host:port to accept Kafka connections on.
+	ListenAddr string `toml:"listen_addr"`
+	// AdvertisedAddr is the host:port that Metadata responses tell clients
+	// to connect to. Empty means ListenAddr, which must then name a host
+	// clients can reach (not 0.0.0.0).
+	AdvertisedAddr string `toml:"advertised_addr"`
+	// MaxFrameBytes bounds one request frame; larger frames close the
+	// connection before the body is read, so a client cannot make the
+	// broker allocate without limit.
+	MaxFrameBytes int64 `toml:"max_frame_bytes"`
+	// IdleTimeout closes connections that send nothing for this long.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// AutoCreateTopics creates a topic on first Metadata or Produce for it,
+	// as Kafka's auto.create.topics.enable does.
+	AutoCreateTopics bool `toml:"auto_create_topics"`
+	// DefaultPartitions is the partition count of auto-created topics and
+	// of CreateTopics requests that ask for the default (-1). int32 because
+	// that is what the Kafka protocol carries.
+	DefaultPartitions int32 `toml:"default_partitions"`
+}
+
+// WALBrokerConfig is the HTTP WAL API listener.
+type WALBrokerConfig struct {
+	// ListenAddr is the host:port of the HTTP listener.
+	ListenAddr string `toml:"listen_addr"`
+	// MaxBodyBytes bounds one request body; larger bodies are refused with
+	// 413 before they are read.
+	MaxBodyBytes int64 `toml:"max_body_bytes"`
+	// MaxWait caps the wait_ms a long-polling reader may ask for, so a
+	// parked reader cannot hold a connection forever.
+	MaxWait Duration `toml:"max_wait"`
+	// AllowPerLogStorage lets a WAL client choose storage settings per log
+	// when creating it; off by default so operators decide where data goes.
+	AllowPerLogStorage bool `toml:"allow_per_log_storage"`
+}
+
+// StorageConfig says where segment objects live. Keys that apply to one
+// scheme only are rejected under the other, so a forgotten scheme = "s3"
+// cannot silently put a "diskless" node's data on its local disk.
+type StorageConfig struct {
+	// Scheme is "fs" (files under Dir) or "s3".
+	Scheme string `toml:"scheme"`
+	// Dir is where "fs" keeps objects; empty means <data_dir>/objects.
+	// fs only.
+	Dir string `toml:"dir"`
+	// Bucket is the S3 bucket. s3 only; required.
+	Bucket string `toml:"bucket"`
+	// Region is the S3 region (MinIO accepts any, conventionally
+	// "us-east-1"). s3 only; required.
+	Region string `toml:"region"`
+	// Endpoint is an http(s) URL of an S3-compatible service; empty means
+	// AWS. s3 only.
+	Endpoint string `toml:"endpoint"`
+	// AccessKeyID and SecretAccessKey are static credentials; set both or
+	// neither (neither means the AWS default credential chain). s3 only.
+	AccessKeyID string `toml:"access_key_id"`
+	// SecretAccessKey pairs with AccessKeyID. s3 only.
+	SecretAccessKey Secret `toml:"secret_access_key"`
+	// PathStyle addresses objects as endpoint/bucket/key instead of
+	// bucket.endpoint/key, which MinIO and most self-hosted stores need.
+	// s3 only.
+	PathStyle bool `toml:"path_style"`
+	// Prefix is prepended to every object key, so several clusters can
+	// share a bucket or directory.
+	Prefix string `toml:"prefix"`
+	// RequestTimeout bounds one object store request.
+	RequestTimeout Duration `toml:"request_timeout"`
+}
+
+// PartitionConfig sets the per-partition write path and the byte limits that
+// keep memory bounded (DESIGN.md invariant 5).
+type PartitionConfig struct {
+	// FlushBytes flushes a partition's buffer once it holds this much.
+	FlushBytes int64 `toml:"flush_bytes"`
+	// Linger flushes a partition's buffer once its oldest byte is this old.
+	// Default 2ms, or 5ms when storage.scheme is "s3" and linger is not set.
+	Linger Duration `toml:"linger"`
+	// MaxBufferBytes bounds one partition's append buffer, counting bytes
+	// in flight to storage as well as bytes buffered; appends beyond it are
+	// pushed back.
+	MaxBufferBytes int64 `toml:"max_buffer_bytes"`
+	// NodeBufferBytes bounds the append buffers of all partitions on the
+	// node together.
+	NodeBufferBytes int64 `toml:"node_buffer_bytes"`
+	// TailCacheBytes bounds each partition's cache of recent data; 0
+	// disables it.
+	TailCacheBytes int64 `toml:"tail_cache_bytes"`
+	// BlockCacheBytes bounds the node-wide cache of blocks read from
+	// storage; 0 disables it.
+	BlockCacheBytes int64 `toml:"block_cache_bytes"`
+	// MaxMessageBytes is the default max.message.bytes of a topic: the
+	// largest record batch a producer may send.
+	MaxMessageBytes int64 `toml:"max_message_bytes"`
+	// RetentionCheckInterval is how often retention deletes old segments.
+	RetentionCheckInterval Duration `toml:"retention_check_interval"`
+	// OrphanMinAge is how old an uncommitted object must be before the
+	// orphan sweep deletes it; it must outlast any upload that may still
+	// commit.
+	OrphanMinAge Duration `toml:"orphan_min_age"`
+}
+
+// ClusterConfig sets node identity, lease timing and the node-to-node
+// listener.
+type ClusterConfig struct {
+	// NodeID names this node in the nodes table and in leases. Empty means
+	// a random id generated once and kept in <data_dir>/node_id, so a
+	// restarted node keeps its identity.
+	NodeID string `toml:"node_id"`
+	// LeaseTTL is how long a partition lease lasts without renewal: the
+	// time before a crashed node's partitions are taken over.
+	LeaseTTL Duration `toml:"lease_ttl"`
+	// HeartbeatInterval is how often the node renews its registration and
+	// leases; it must fit more than twice into LeaseTTL so one late
+	// heartbeat does not cost the node its leases.
+	HeartbeatInterval Duration `toml:"heartbeat_interval"`
+	// RemoteListenAddr is the host:port other nodes reach this node on to
+	// forward WAL requests to partition owners.
+	RemoteListenAddr string `toml:"remote_listen_addr"`
+}
+
+// TelemetryConfig sets logging and metrics.
+type TelemetryConfig struct {
+	// Log configures the process logger.
+	Log LogConfig `toml:"log"`
+	// Metrics configures the Prometheus endpoint.
+	Metrics MetricsConfig `toml:"metrics"`
+}
+
+// LogConfig configures the process logger.
+type LogConfig struct {
+	// Level is the minimum level logged: debug, info, warn or error.
+	Level string `toml:"level"`
+	// Format is "text" (logfmt-like, for people) or "json" (for collectors).
+	Format string `toml:"format"`
+}
+
+// MetricsConfig configures the Prometheus endpoint.
+type MetricsConfig struct {
+	// Enabled serves /metrics on the WAL listener.
+	Enabled bool `toml:"enabled"`
+}
+
+// Default returns the embedded single-node configuration: metadata in SQLite
+// and objects as files, both under ./data, listeners on localhost. It is
+// what `morax start` runs with and no config file, and it validates.
+func Default() Config {
+	const mib = 1 << 20
+	return Config{
+		DataDir: "./data",
+		Server: ServerConfig{
+			KafkaBroker: KafkaBrokerConfig{
+				ListenAddr:        "127.0.0.1:9092",
+				MaxFrameBytes:     100 * mib,
+				IdleTimeout:       Duration(10 * time.Minute),
+				AutoCreateTopics:  true,
+				DefaultPartitions: 1,
+			},
+			WALBroker: WALBrokerConfig{
+				ListenAddr:   "127.0.0.1:8848",
+				MaxBodyBytes: 16 * mib,
+				MaxWait:      Duration(30 * time.Second),
+			},
+		},
+		Storage: StorageConfig{
+			Scheme:         SchemeFS,
+			RequestTimeout: Duration(30 * time.Second),
+		},
+		Partition: PartitionConfig{
+			FlushBytes:      4 * mib,
+			Linger:          Duration(defaultLinger),
+			MaxBufferBytes:  16 * mib,
+			NodeBufferBytes: 256 * mib,
+			TailCacheBytes:  8 * mib,
+			BlockCacheBytes: 256 * mib,
+			// Kafka's own default: 1 MiB plus the 12-byte batch header
+			// overhead, so a 1 MiB message fits.
+			MaxMessageBytes:        mib + 12,
+			RetentionCheckInterval: Duration(time.Minute),
+			OrphanMinAge:           Duration(time.Hour),
+		},
+		Cluster: ClusterConfig{
+			LeaseTTL:          Duration(10 * time.Second),
+			HeartbeatInterval: Duration(2 * time.Second),
+			RemoteListenAddr:  "127.0.0.1:8090",
+		},
+		Telemetry: TelemetryConfig{
+			Log:     LogConfig{Level: "info", Format: LogFormatText},
+			Metrics: MetricsConfig{Enabled: true},
+		},
+	}
+}
+
+// Embedded reports whether the node uses the embedded metadata store (no
+// server.meta.service_url), which limits it to a single node.
+func (c Config) Embedded() bool { return c.Server.Meta.ServiceURL == "" }
+
+// MetaPath is the embedded metadata database file, <data_dir>/meta.db.
+func (c Config) MetaPath() string { return filepath.Join(c.DataDir, "meta.db") }
+
+// ObjectsDir is where scheme "fs" keeps objects: storage.dir, or
+// <data_dir>/objects when that is empty.
+func (c Config) ObjectsDir() string {
+	if c.Storage.Dir != "" {
+		return c.Storage.Dir
+	}
+	return filepath.Join(c.DataDir, "objects")
+}
+
+// NodeIDPath is the file that keeps a generated node id across restarts
+// when cluster.node_id is empty.
+func (c Config) NodeIDPath() string { return filepath.Join(c.DataDir, "node_id") }
+
+// KafkaAdvertised is the address Kafka clients are told to connect to:
+// advertised_addr, or listen_addr when that is empty. When the listen port is
+// 0 the broker must substitute the port it actually bound.
+func (c Config) KafkaAdvertised() string {
+	if c.Server.KafkaBroker.AdvertisedAddr != "" {
+		return c.Server.KafkaBroker.AdvertisedAddr
+	}
+	return c.Server.KafkaBroker.ListenAddr
+}
+
+// SlogLevel returns the slog level for Level; an unknown level (which
+// Validate rejects) is treated as info.
+func (l LogConfig) SlogLevel() slog.Level {
+	lv, _ := parseLevel(l.Level)
+	return lv
+}
+
+// logLevelList is how errors name the accepted telemetry.log.level values;
+// keep it in step with parseLevel.
+const logLevelList = "debug, info, warn, error"
+
+// parseLevel maps a telemetry.log.level value to its slog level; ok is false
+// for anything but the lower-case names in logLevelList.
+func parseLevel(s string) (lv slog.Level, ok bool) {
+	switch s {
+	case "debug":
+		return slog.LevelDebug, true
+	case "info":
+		return slog.LevelInfo, true
+	case "warn":
+		return slog.LevelWarn, true
+	case "error":
+		return slog.LevelError, true
+	}
+	return slog.LevelInfo, false
+}

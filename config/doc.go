@@ -1,0 +1,72 @@
+// Package config is a Morax node's configuration: the TOML file, its
+// defaults, environment overrides and validation.
+//
+// A configuration is built in layers, each overriding the one before:
+//
+//  1. Default(), the embedded single-node mode: metadata in SQLite and
+//     objects as files under ./data, listeners on 127.0.0.1.
+//  2. The TOML file, decoded strictly: a key this package does not know is an
+//     error, never silently ignored.
+//  3. Environment variables, one per key (table below).
+//
+// Load then validates the result and reports every problem at once, each
+// with its key path and the file:line:col or variable that set it, so an
+// operator fixes a broken file in one pass. Durations are strings in
+// time.ParseDuration syntax ("5ms", "30s", "10m"); byte sizes are integers.
+//
+// Secrets (storage.secret_access_key and the password inside
+// server.meta.service_url) have their own types, Secret and SecretURL, which
+// print, log and encode as "REDACTED"; code that needs them calls Reveal.
+//
+// # Environment variables
+//
+// The variable for a key is MORAX_ followed by its key path in upper case
+// with dots replaced by underscores. The names are derived from the struct
+// tags (EnvVars lists them) and a test keeps this table in step:
+//
+//	data_dir                                 MORAX_DATA_DIR
+//	server.meta.service_url                  MORAX_SERVER_META_SERVICE_URL
+//	server.kafka_broker.listen_addr          MORAX_SERVER_KAFKA_BROKER_LISTEN_ADDR
+//	server.kafka_broker.advertised_addr      MORAX_SERVER_KAFKA_BROKER_ADVERTISED_ADDR
+//	server.kafka_broker.max_frame_bytes      MORAX_SERVER_KAFKA_BROKER_MAX_FRAME_BYTES
+//	server.kafka_broker.idle_timeout         MORAX_SERVER_KAFKA_BROKER_IDLE_TIMEOUT
+//	server.kafka_broker.auto_create_topics   MORAX_SERVER_KAFKA_BROKER_AUTO_CREATE_TOPICS
+//	server.kafka_broker.default_partitions   MORAX_SERVER_KAFKA_BROKER_DEFAULT_PARTITIONS
+//	server.wal_broker.listen_addr            MORAX_SERVER_WAL_BROKER_LISTEN_ADDR
+//	server.wal_broker.max_body_bytes         MORAX_SERVER_WAL_BROKER_MAX_BODY_BYTES
+//	server.wal_broker.max_wait               MORAX_SERVER_WAL_BROKER_MAX_WAIT
+//	server.wal_broker.allow_per_log_storage  MORAX_SERVER_WAL_BROKER_ALLOW_PER_LOG_STORAGE
+//	storage.scheme                           MORAX_STORAGE_SCHEME
+//	storage.dir                              MORAX_STORAGE_DIR
+//	storage.bucket                           MORAX_STORAGE_BUCKET
+//	storage.region                           MORAX_STORAGE_REGION
+//	storage.endpoint                         MORAX_STORAGE_ENDPOINT
+//	storage.access_key_id                    MORAX_STORAGE_ACCESS_KEY_ID
+//	storage.secret_access_key                MORAX_STORAGE_SECRET_ACCESS_KEY
+//	storage.path_style                       MORAX_STORAGE_PATH_STYLE
+//	storage.prefix                           MORAX_STORAGE_PREFIX
+//	storage.request_timeout                  MORAX_STORAGE_REQUEST_TIMEOUT
+//	partition.flush_bytes                    MORAX_PARTITION_FLUSH_BYTES
+//	partition.linger                         MORAX_PARTITION_LINGER
+//	partition.max_buffer_bytes               MORAX_PARTITION_MAX_BUFFER_BYTES
+//	partition.node_buffer_bytes              MORAX_PARTITION_NODE_BUFFER_BYTES
+//	partition.tail_cache_bytes               MORAX_PARTITION_TAIL_CACHE_BYTES
+//	partition.block_cache_bytes              MORAX_PARTITION_BLOCK_CACHE_BYTES
+//	partition.max_message_bytes              MORAX_PARTITION_MAX_MESSAGE_BYTES
+//	partition.retention_check_interval       MORAX_PARTITION_RETENTION_CHECK_INTERVAL
+//	partition.orphan_min_age                 MORAX_PARTITION_ORPHAN_MIN_AGE
+//	cluster.node_id                          MORAX_CLUSTER_NODE_ID
+//	cluster.lease_ttl                        MORAX_CLUSTER_LEASE_TTL
+//	cluster.heartbeat_interval               MORAX_CLUSTER_HEARTBEAT_INTERVAL
+//	cluster.remote_listen_addr               MORAX_CLUSTER_REMOTE_LISTEN_ADDR
+//	telemetry.log.level                      MORAX_TELEMETRY_LOG_LEVEL
+//	telemetry.log.format                     MORAX_TELEMETRY_LOG_FORMAT
+//	telemetry.metrics.enabled                MORAX_TELEMETRY_METRICS_ENABLED
+//
+// Values are read as the TOML value would be: durations as above, integers
+// in decimal, booleans as strconv.ParseBool reads them; an empty value sets a
+// string key to "". Any other variable starting with MORAX_ is an error (a
+// misspelt override must not be ignored), except those the test harness and
+// dev scripts use: MORAX_TEST_*, MORAX_DEV_*, MORAX_TOOLS_*,
+// MORAX_REQUIRE_INTEGRATION and MORAX_PG_BIN.
+package config

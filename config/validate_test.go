@@ -1,0 +1,243 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultValidates(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+}
+
+// validS3 is a configuration every case below starts from when it needs S3.
+func validS3() Config {
+	c := Default()
+	c.Server.Meta.ServiceURL = "postgres://morax:secret@127.0.0.1:5432/morax_meta?sslmode=disable"
+	c.Storage = StorageConfig{
+		Scheme:          SchemeS3,
+		Bucket:          "morax",
+		Region:          "us-east-1",
+		Endpoint:        "http://127.0.0.1:9000",
+		AccessKeyID:     "minioadmin",
+		SecretAccessKey: "minioadmin",
+		PathStyle:       true,
+		RequestTimeout:  Duration(30 * time.Second),
+	}
+	return c
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		base  func() Config
+		edit  func(c *Config)
+		wants []string // one substring per expected problem; none means valid
+	}{
+		{name: "s3 valid", base: validS3, edit: func(c *Config) {}},
+		{name: "s3 on AWS: no endpoint, no static keys", base: validS3, edit: func(c *Config) {
+			c.Storage.Endpoint, c.Storage.AccessKeyID, c.Storage.SecretAccessKey, c.Storage.PathStyle = "", "", "", false
+		}},
+		{name: "listen on port 0", edit: func(c *Config) { c.Server.KafkaBroker.ListenAddr = "127.0.0.1:0" }},
+		{name: "listen on all interfaces with advertised", edit: func(c *Config) {
+			c.Server.KafkaBroker.ListenAddr = ":9092"
+			c.Server.KafkaBroker.AdvertisedAddr = "broker-1:9092"
+		}},
+		{name: "ipv6 addresses", edit: func(c *Config) {
+			c.Server.KafkaBroker.ListenAddr = "[::1]:9092"
+			c.Cluster.RemoteListenAddr = "[::]:8090"
+		}},
+		{name: "postgresql scheme and socket host", edit: func(c *Config) {
+			c.Server.Meta.ServiceURL = "postgresql:///morax?host=/var/run/postgresql"
+		}},
+		{name: "caches disabled", edit: func(c *Config) { c.Partition.TailCacheBytes, c.Partition.BlockCacheBytes = 0, 0 }},
+		{name: "node id", edit: func(c *Config) { c.Cluster.NodeID = "node-1.eu_west" }},
+		{
+			name:  "s3 missing bucket",
+			base:  validS3,
+			edit:  func(c *Config) { c.Storage.Bucket = "" },
+			wants: []string{`storage.bucket: required when storage.scheme = "s3"`},
+		},
+		{
+			name:  "s3 missing region",
+			base:  validS3,
+			edit:  func(c *Config) { c.Storage.Region = "" },
+			wants: []string{`storage.region: required when storage.scheme = "s3"`},
+		},
+		{
+			name:  "s3 endpoint without scheme",
+			base:  validS3,
+			edit:  func(c *Config) { c.Storage.Endpoint = "127.0.0.1:9000" },
+			wants: []string{`storage.endpoint: "127.0.0.1:9000"`},
+		},
+		{
+			name:  "s3 endpoint without host",
+			base:  validS3,
+			edit:  func(c *Config) { c.Storage.Endpoint = "http://" },
+			wants: []string{`storage.endpoint: "http://" names no host`},
+		},
+		{
+			name:  "secret without key id",
+			base:  validS3,
+			edit:  func(c *Config) { c.Storage.AccessKeyID = "" },
+			wants: []string{"storage.access_key_id: required when storage.secret_access_key is set"},
+		},
+		{
+			name:  "bucket too short",
+			base:  validS3,
+			edit:  func(c *Config) { c.Storage.Bucket = "ab" },
+			wants: []string{`storage.bucket: "ab" must be 3 to 63 characters long`},
+		},
+		{
+			name:  "bucket edge",
+			base:  validS3,
+			edit:  func(c *Config) { c.Storage.Bucket = "-morax" },
+			wants: []string{`storage.bucket: "-morax" must start and end with a letter or digit`},
+		},
+		{
+			name:  "service url without host",
+			edit:  func(c *Config) { c.Server.Meta.ServiceURL = "postgres:///morax" },
+			wants: []string{"server.meta.service_url: postgres:///morax: names no host"},
+		},
+		{
+			name:  "service url keyword form",
+			edit:  func(c *Config) { c.Server.Meta.ServiceURL = "host=db password=hunter2" },
+			wants: []string{"server.meta.service_url: REDACTED: must be a postgres:// or postgresql:// URL"},
+		},
+		{
+			name:  "advertised port 0",
+			edit:  func(c *Config) { c.Server.KafkaBroker.AdvertisedAddr = "broker:0" },
+			wants: []string{`server.kafka_broker.advertised_addr: "broker:0": port "0" is not a number from 1 to 65535`},
+		},
+		{
+			name:  "advertised required for empty host",
+			edit:  func(c *Config) { c.Server.KafkaBroker.ListenAddr = ":9092" },
+			wants: []string{"server.kafka_broker.advertised_addr: required when"},
+		},
+		{
+			name:  "listen addr empty",
+			edit:  func(c *Config) { c.Server.WALBroker.ListenAddr = "" },
+			wants: []string{"server.wal_broker.listen_addr: required (host:port)"},
+		},
+		{
+			name:  "listen addr too many colons",
+			edit:  func(c *Config) { c.Cluster.RemoteListenAddr = "http://127.0.0.1:8090" },
+			wants: []string{`cluster.remote_listen_addr: "http://127.0.0.1:8090": too many colons`},
+		},
+		{
+			name:  "frame bigger than int32",
+			edit:  func(c *Config) { c.Server.KafkaBroker.MaxFrameBytes = 1 << 31 },
+			wants: []string{"server.kafka_broker.max_frame_bytes: 2147483648 is more than the Kafka protocol's limit"},
+		},
+		{
+			name: "negative and zero everywhere",
+			edit: func(c *Config) {
+				c.Partition.FlushBytes = 0
+				c.Partition.MaxBufferBytes = -1
+				c.Partition.NodeBufferBytes = 0
+				c.Partition.MaxMessageBytes = 0
+				c.Partition.BlockCacheBytes = -5
+				c.Partition.Linger = 0
+				c.Partition.RetentionCheckInterval = Duration(-time.Second)
+				c.Partition.OrphanMinAge = 0
+				c.Storage.RequestTimeout = 0
+				c.Cluster.HeartbeatInterval = 0
+				c.Cluster.LeaseTTL = 0
+			},
+			// No cross-field complaints pile up on top of values that are
+			// wrong on their own.
+			wants: []string{
+				"partition.flush_bytes: must be > 0 (got 0)",
+				"partition.max_buffer_bytes: must be > 0 (got -1)",
+				"partition.node_buffer_bytes: must be > 0 (got 0)",
+				"partition.max_message_bytes: must be > 0 (got 0)",
+				"partition.block_cache_bytes: must be >= 0 (got -5)",
+				"partition.linger: must be > 0 (got 0s)",
+				"partition.retention_check_interval: must be > 0 (got -1s)",
+				"partition.orphan_min_age: must be > 0 (got 0s)",
+				"storage.request_timeout: must be > 0 (got 0s)",
+				"cluster.heartbeat_interval: must be > 0 (got 0s)",
+				"cluster.lease_ttl: must be > 0 (got 0s)",
+			},
+		},
+		{
+			name:  "lease exactly twice heartbeat",
+			edit:  func(c *Config) { c.Cluster.LeaseTTL = 2 * c.Cluster.HeartbeatInterval },
+			wants: []string{"cluster.lease_ttl: 4s must be more than twice cluster.heartbeat_interval (2s)"},
+		},
+		{
+			name:  "node id too long",
+			edit:  func(c *Config) { c.Cluster.NodeID = strings.Repeat("n", 65) },
+			wants: []string{"cluster.node_id: \"nnnn"},
+		},
+		{
+			name:  "log level upper case",
+			edit:  func(c *Config) { c.Telemetry.Log.Level = "INFO" },
+			wants: []string{`telemetry.log.level: "INFO" is not one of debug, info, warn, error`},
+		},
+		{
+			name:  "prefix absolute",
+			edit:  func(c *Config) { c.Storage.Prefix = "/abs" },
+			wants: []string{`storage.prefix: "/abs" must be a relative key prefix`},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			if tc.base != nil {
+				c = tc.base()
+			}
+			tc.edit(&c)
+			err := c.Validate()
+			if len(tc.wants) == 0 {
+				if err != nil {
+					t.Fatalf("Validate = %v, want nil", err)
+				}
+				return
+			}
+			var verr *ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("Validate = %v, want *ValidationError", err)
+			}
+			for _, w := range tc.wants {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q", w)
+				}
+			}
+			if len(verr.Errors) != len(tc.wants) {
+				t.Errorf("got %d problems, want %d", len(verr.Errors), len(tc.wants))
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Error("error shows a password")
+			}
+			if t.Failed() {
+				t.Logf("error:\n%v", err)
+			}
+		})
+	}
+}
+
+func TestValidationErrorShape(t *testing.T) {
+	c := Default()
+	c.Partition.FlushBytes = 0
+	c.Telemetry.Log.Level = "loud"
+	err := c.Validate()
+	want := "partition.flush_bytes: must be > 0 (got 0)\n" +
+		`telemetry.log.level: "loud" is not one of debug, info, warn, error`
+	if err == nil || err.Error() != want {
+		t.Fatalf("Validate =\n%v\nwant\n%s", err, want)
+	}
+	var fe FieldError
+	if !errors.As(err, &fe) || fe.Path != "partition.flush_bytes" {
+		t.Errorf("errors.As FieldError = %+v", fe)
+	}
+	withSource := FieldError{Path: "a.b", Source: "f.toml:1:2", Msg: "bad"}
+	if got := withSource.Error(); got != "f.toml:1:2: a.b: bad" {
+		t.Errorf("FieldError.Error = %q", got)
+	}
+	if got := (FieldError{Source: "env MORAX_X", Msg: "bad"}).Error(); got != "env MORAX_X: bad" {
+		t.Errorf("FieldError.Error without path = %q", got)
+	}
+}

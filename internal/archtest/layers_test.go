@@ -1,0 +1,101 @@
+// Package archtest checks that imports point down the layers named in
+// DESIGN.md: cmd → wire → actors → persistence, with config beside them.
+package archtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/morax-dev/morax"
+
+// rule forbids packages under from (a module-relative prefix) to depend,
+// directly or not, on any package under one of the forbidden prefixes.
+type rule struct {
+	from   string
+	forbid []string
+}
+
+var rules = []rule{
+	{"persistence", []string{module + "/actors", module + "/wire", module + "/cmd", module + "/config"}},
+	{"actors", []string{module + "/wire", module + "/cmd", "github.com/twmb/franz-go/pkg/kmsg", "github.com/valyala/fasthttp"}},
+	{"wire", []string{module + "/cmd"}},
+	{"config", []string{module + "/actors", module + "/wire", module + "/cmd", module + "/persistence"}},
+}
+
+type pkg struct {
+	ImportPath string
+	Deps       []string
+	Standard   bool
+}
+
+func listPackages(t *testing.T) []pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-json=ImportPath,Deps,Standard", module+"/...")
+	cmd.Dir = "../.."
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for dec.More() {
+		var p pkg
+		if err := dec.Decode(&p); err != nil {
+			t.Fatalf("decode go list output: %v", err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) == 0 {
+		t.Fatal("go list returned no packages")
+	}
+	return pkgs
+}
+
+func TestImportsPointDown(t *testing.T) {
+	for _, p := range listPackages(t) {
+		rel := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")
+		for _, r := range rules {
+			if rel != r.from && !strings.HasPrefix(rel, r.from+"/") {
+				continue
+			}
+			for _, d := range p.Deps {
+				for _, f := range r.forbid {
+					if d == f || strings.HasPrefix(d, f+"/") {
+						t.Errorf("%s imports %s: %s must not depend on %s", p.ImportPath, d, r.from, f)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestWALClientIsStdlibOnly keeps the Go client free of the broker's
+// dependencies: users import it into their own programs.
+func TestWALClientIsStdlibOnly(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if p.ImportPath != module+"/wire/wal/client" {
+			continue
+		}
+		std := map[string]bool{}
+		cmd := exec.Command("go", "list", "std")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list std: %v", err)
+		}
+		for _, s := range strings.Fields(string(out)) {
+			std[s] = true
+		}
+		for _, d := range p.Deps {
+			if !std[d] && !strings.HasPrefix(d, "vendor/") && !strings.HasPrefix(d, "internal/") {
+				t.Errorf("wire/wal/client depends on non-standard package %s", d)
+			}
+		}
+		return
+	}
+}
