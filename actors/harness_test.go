@@ -30,13 +30,13 @@ type backend struct {
 // embedded (SQLite + files) and PostgreSQL + MinIO.
 var allBackends = []struct {
 	name string
-	open func(t *testing.T) backend
+	open func(t testing.TB) backend
 }{
 	{"embedded", embedded},
 	{"pg+minio", pgMinio},
 }
 
-func embedded(t *testing.T) backend {
+func embedded(t testing.TB) backend {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := litemeta.Open(context.Background(), filepath.Join(dir, "meta.db"))
@@ -52,7 +52,7 @@ func embedded(t *testing.T) backend {
 	return backend{name: "embedded", meta: store, objects: objects}
 }
 
-func pgMinio(t *testing.T) backend {
+func pgMinio(t testing.TB) backend {
 	t.Helper()
 	url := itest.PostgresURL(t)
 	s3 := itest.S3(t)
@@ -94,7 +94,7 @@ func testOptions(node string) actors.Options {
 	return o
 }
 
-func startBroker(t *testing.T, be backend, opts actors.Options) *actors.Broker {
+func startBroker(t testing.TB, be backend, opts actors.Options) *actors.Broker {
 	t.Helper()
 	b, err := actors.New(opts, be.meta, be.objects)
 	if err != nil {
@@ -108,7 +108,7 @@ func startBroker(t *testing.T, be backend, opts actors.Options) *actors.Broker {
 	return b
 }
 
-func closeBroker(t *testing.T, b *actors.Broker) {
+func closeBroker(t testing.TB, b *actors.Broker) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -117,7 +117,7 @@ func closeBroker(t *testing.T, b *actors.Broker) {
 	}
 }
 
-func createTopic(t *testing.T, b *actors.Broker, name string, partitions int32, config map[string]string) meta.Topic {
+func createTopic(t testing.TB, b *actors.Broker, name string, partitions int32, config map[string]string) meta.Topic {
 	t.Helper()
 	tp, err := b.CreateTopic(context.Background(), meta.Topic{Name: name, Partitions: partitions, Config: config})
 	if err != nil {
@@ -127,8 +127,11 @@ func createTopic(t *testing.T, b *actors.Broker, name string, partitions int32, 
 }
 
 // batchOf builds a batch whose record values are vals.
+// t may be nil (in the crash child), and then a failure panics.
 func batchOf(t testing.TB, vals ...string) []byte {
-	t.Helper()
+	if t != nil {
+		t.Helper()
+	}
 	recs := make([]segment.Record, len(vals))
 	now := time.Now().UnixMilli()
 	for i, v := range vals {
@@ -136,6 +139,9 @@ func batchOf(t testing.TB, vals ...string) []byte {
 	}
 	b, err := segment.BuildBatch(recs, segment.CodecNone)
 	if err != nil {
+		if t == nil {
+			panic(err)
+		}
 		t.Fatalf("build batch: %v", err)
 	}
 	return b

@@ -56,7 +56,7 @@ type (
 		err   error
 	}
 	parkExpired    struct{ r *parkedReader }
-	logStartMoved  struct{ start int64 }
+	logStartMoved  struct{ start, bytes int64 }
 	drain          struct{}
 	leaseReleased  struct{}
 	stopNow        struct{ err error }
@@ -204,6 +204,11 @@ func (p *partition) Receive(ctx actor.Context) {
 		if m.start > p.logStart {
 			p.logStart = m.start
 			p.dropTailBelow(m.start)
+		}
+		if m.bytes >= 0 {
+			// Commits since the read may have added bytes: the store's
+			// figure can only lag behind ours, never run ahead.
+			p.bytes = min(p.bytes, m.bytes)
 		}
 	case *topicChanged:
 		if set, err := p.b.TopicSettings(m.topic); err == nil {

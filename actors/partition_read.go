@@ -231,7 +231,11 @@ func (p *partition) advanceLogStart(offset int64, done func(int64, error)) {
 			done(-1, err)
 			return
 		}
-		p.send(&logStartMoved{start: start})
+		moved := &logStartMoved{start: start, bytes: -1}
+		if part, err := p.b.meta.Partition(ctx, id, part); err == nil {
+			moved.bytes = part.Bytes
+		}
+		p.send(moved)
 		p.b.metrics.retentionBytes.Add(float64(len(keys)))
 		for _, k := range keys {
 			if err := p.b.objects.Delete(ctx, k); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -18,11 +19,12 @@ import (
 //
 // Problems come back together as one *ValidationError, each with its key
 // path and, where there is one, the file:line:col or environment variable
-// that set it: unknown keys, bad environment variables and every failed check
-// in one pass. The exception is a file that does not parse or holds a value
-// of the wrong TOML type (a string where an integer belongs): decoding stops
-// there, so that one problem is reported alone, with its line and column. A
-// file that cannot be read is reported as the wrapped *fs.PathError.
+// that set it: unknown keys, values of the wrong type, bad environment
+// variables and every failed check, in one pass. The exception is a file the
+// decoder cannot finish: after a syntax error, or a value of the wrong type
+// (a string where an integer belongs), only the file's own problems are
+// reported, since the rest of the configuration is unknown. A file that
+// cannot be read is reported as the wrapped *fs.PathError.
 func Load(path string, env []string) (Config, error) {
 	cfg := Default()
 	src := sources{}
@@ -42,7 +44,18 @@ func Load(path string, env []string) (Config, error) {
 	if cfg.Storage.Scheme == SchemeS3 && src["partition.linger"] == "" {
 		cfg.Partition.Linger = Duration(defaultS3Linger)
 	}
-	errs = append(errs, cfg.validate(src)...)
+	// A key whose value was already rejected holds a stand-in (the default,
+	// the file's value, or what the decoder made of it), so checks on it
+	// would only repeat or confuse the first complaint.
+	rejected := map[string]bool{}
+	for _, fe := range errs {
+		rejected[fe.Path] = true
+	}
+	for _, fe := range cfg.validate(src) {
+		if !rejected[fe.Path] {
+			errs = append(errs, fe)
+		}
+	}
 	if err := asError(errs); err != nil {
 		return Config{}, err
 	}
@@ -54,6 +67,10 @@ func Load(path string, env []string) (Config, error) {
 // partly filled and must not be validated or used.
 func decodeFile(name string, doc []byte, cfg *Config, src sources) (errs []FieldError, fatal bool) {
 	ix := indexDocument(doc)
+	// The decoder stops at the first bad value, and it stores an integer
+	// straight into an integer-kinded Duration ("linger = 5" would be 5ns).
+	// The index finds every bad value at once.
+	badValues := ix.valueErrors(name)
 	err := toml.NewDecoder(bytes.NewReader(doc)).DisallowUnknownFields().Decode(cfg)
 	var strict *toml.StrictMissingError
 	var de *toml.DecodeError
@@ -66,28 +83,29 @@ func decodeFile(name string, doc []byte, cfg *Config, src sources) (errs []Field
 			errs = append(errs, ix.unknownKey(name, &strict.Errors[i]))
 		}
 	case errors.As(err, &de):
-		return []FieldError{ix.decodeProblem(name, de)}, true
+		fe := ix.decodeProblem(name, de)
+		if ix.parseErr != nil {
+			// After a syntax error nothing else in the file is known.
+			return []FieldError{fe}, true
+		}
+		// The decoder stopped before it could list unknown keys; the index
+		// lists them instead.
+		errs = ix.unknownKeys(name)
+		if !slices.ContainsFunc(badValues, func(b FieldError) bool { return b.Path == fe.Path }) {
+			// A problem only the decoder sees: an integer that overflows,
+			// a key defined twice.
+			errs = append(errs, fe)
+		}
+		return append(errs, badValues...), true
 	default:
 		return []FieldError{{Source: name, Msg: err.Error()}}, true
 	}
 	for _, l := range schema.leaves {
-		pos, ok := ix.keys[l.path]
-		if !ok {
-			continue
-		}
-		src[l.path] = pos.in(name)
-		// go-toml stores an integer straight into an integer-kinded
-		// Duration, which would read "linger = 5" as 5ns; catch every value
-		// the decoder accepted but the key's type does not.
-		if kind, ok := ix.kinds[l.path]; ok && !compatible(kind, &l) {
-			if vpos, ok := ix.values[l.path]; ok {
-				pos = vpos
-			}
-			errs = append(errs, FieldError{Path: l.path, Source: pos.in(name),
-				Msg: fmt.Sprintf("want %s, got %s", l.describe(), kindName(kind))})
+		if pos, ok := ix.keys[l.path]; ok {
+			src[l.path] = pos.in(name)
 		}
 	}
-	return errs, false
+	return append(errs, badValues...), false
 }
 
 // position is a 1-based line and column in a TOML document.
@@ -96,17 +114,30 @@ type position struct{ line, col int }
 func (p position) in(file string) string { return fmt.Sprintf("%s:%d:%d", file, p.line, p.col) }
 
 // docIndex records where each key of a TOML document is written. The decoder
-// reports positions and, for keys inside inline tables, only the last part
-// of a key path; the index turns positions back into full paths, gives
-// validation errors a line to point at, and knows each value's TOML type for
-// type errors that say what was found instead.
+// reports positions, but for keys inside inline tables it drops the middle of
+// the key path; the index turns positions back into full paths, gives
+// validation errors a line to point at, and knows each value, so every bad
+// value is found at once and the error says what was found instead.
 type docIndex struct {
-	keys   map[string]position      // key path -> where its (first) key is written
-	at     map[position]string      // position of a key part or a value -> key path
-	kinds  map[string]unstable.Kind // key path -> kind of the value assigned to it
-	values map[string]position      // key path -> where its value is written
-	tables map[string]bool          // key paths opened by [table] headers
+	keys     map[string]position // key path -> where it is first written
+	at       map[position]string // position of a key part or a value -> key path
+	exprs    []docExpr           // table headers and key-values, in document order
+	tables   map[string]bool     // key paths opened by [table] headers
+	parseErr error               // the syntax error that ended the walk, if any
 }
+
+// docExpr is a table header or a key-value of the document. Key-values
+// inside inline tables are listed after the one that holds them.
+type docExpr struct {
+	parts  []string // the full key path, one element per key part
+	header int      // how many of parts name the enclosing [table]
+	table  bool     // a [table] or [[table]] header rather than a key-value
+	kind   unstable.Kind
+	text   string   // a scalar value's decoded text
+	pos    position // of the value, or of the key for a header or a value without a range
+}
+
+func (e *docExpr) path() string { return strings.Join(e.parts, ".") }
 
 // indexDocument walks doc with go-toml's parser. A syntax error ends the walk
 // early; the decoder reports it.
@@ -114,8 +145,6 @@ func indexDocument(doc []byte) *docIndex {
 	ix := &docIndex{
 		keys:   map[string]position{},
 		at:     map[position]string{},
-		kinds:  map[string]unstable.Kind{},
-		values: map[string]position{},
 		tables: map[string]bool{},
 	}
 	var p unstable.Parser
@@ -125,17 +154,21 @@ func indexDocument(doc []byte) *docIndex {
 		e := p.Expression()
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
-			table = ix.keyParts(&p, e.Key(), nil, true)
+			table = ix.keyParts(&p, e.Key(), nil)
+			path := strings.Join(table, ".")
+			ix.tables[path] = true
+			ix.exprs = append(ix.exprs, docExpr{parts: table, header: len(table), table: true, pos: ix.keys[path]})
 		case unstable.KeyValue:
-			ix.keyValue(&p, e, table)
+			ix.keyValue(&p, e, table, len(table))
 		}
 	}
+	ix.parseErr = p.Error()
 	return ix
 }
 
-// keyParts records each prefix of a dotted key under parent and returns the
-// full key path as parts.
-func (ix *docIndex) keyParts(p *unstable.Parser, it unstable.Iterator, parent []string, table bool) []string {
+// keyParts records the position of each prefix of a dotted key under parent
+// and returns the full key path as parts.
+func (ix *docIndex) keyParts(p *unstable.Parser, it unstable.Iterator, parent []string) []string {
 	parts := append([]string(nil), parent...)
 	for it.Next() {
 		k := it.Node()
@@ -146,29 +179,26 @@ func (ix *docIndex) keyParts(p *unstable.Parser, it unstable.Iterator, parent []
 		if _, seen := ix.keys[path]; !seen {
 			ix.keys[path] = pos
 		}
-		if table {
-			ix.tables[path] = true
-		}
 	}
 	return parts
 }
 
-func (ix *docIndex) keyValue(p *unstable.Parser, kv *unstable.Node, table []string) {
-	parts := ix.keyParts(p, kv.Key(), table, false)
+func (ix *docIndex) keyValue(p *unstable.Parser, kv *unstable.Node, parent []string, header int) {
+	parts := ix.keyParts(p, kv.Key(), parent)
 	path := strings.Join(parts, ".")
 	v := kv.Value()
-	ix.kinds[path] = v.Kind
+	e := docExpr{parts: parts, header: header, kind: v.Kind, text: string(v.Data), pos: ix.keys[path]}
 	// Arrays carry no range of their own; mapping an empty range would
 	// claim position 1:1.
 	if v.Raw.Length > 0 {
-		pos := shapeStart(p, v.Raw)
-		ix.at[pos] = path
-		ix.values[path] = pos
+		e.pos = shapeStart(p, v.Raw)
+		ix.at[e.pos] = path
 	}
+	ix.exprs = append(ix.exprs, e)
 	if v.Kind == unstable.InlineTable {
 		it := v.Children()
 		for it.Next() {
-			ix.keyValue(p, it.Node(), parts)
+			ix.keyValue(p, it.Node(), parts, header)
 		}
 	}
 }
@@ -195,6 +225,42 @@ func (ix *docIndex) fullPath(de *toml.DecodeError) (path string, pos position) {
 
 func (ix *docIndex) unknownKey(file string, de *toml.DecodeError) FieldError {
 	path, pos := ix.fullPath(de)
+	return ix.unknownKeyError(file, path, pos)
+}
+
+// unknownKeys finds what strict decoding reports, for when decoding stopped
+// before it could: every [table] header that is not in Config, and in a
+// known table, the first part of each key path that is not.
+func (ix *docIndex) unknownKeys(file string) []FieldError {
+	var errs []FieldError
+	reported := map[string]bool{}
+	known := func(path string) bool { return schema.byPath[path] != nil || schema.tables[path] }
+	for _, e := range ix.exprs {
+		if e.table {
+			if path := e.path(); !known(path) {
+				errs = append(errs, ix.unknownKeyError(file, path, e.pos))
+			}
+			continue
+		}
+		if e.header > 0 && !schema.tables[strings.Join(e.parts[:e.header], ".")] {
+			continue // the header is reported, or is a key of the wrong type
+		}
+		for i := e.header + 1; i <= len(e.parts); i++ {
+			path := strings.Join(e.parts[:i], ".")
+			if known(path) {
+				continue
+			}
+			if !reported[path] {
+				reported[path] = true
+				errs = append(errs, ix.unknownKeyError(file, path, ix.keys[path]))
+			}
+			break
+		}
+	}
+	return errs
+}
+
+func (ix *docIndex) unknownKeyError(file, path string, pos position) FieldError {
 	msg := "unknown key"
 	if ix.tables[path] {
 		msg = "unknown table"
@@ -205,19 +271,40 @@ func (ix *docIndex) unknownKey(file string, de *toml.DecodeError) FieldError {
 	return FieldError{Path: path, Source: pos.in(file), Msg: msg}
 }
 
-// decodeProblem describes a syntax or type error. go-toml's own type
-// message names Go types; ours says what the key wants and what it got.
+// decodeProblem describes an error that stopped the decoder, keeping
+// go-toml's words (minus its prefix) for the syntax errors it alone sees.
 func (ix *docIndex) decodeProblem(file string, de *toml.DecodeError) FieldError {
 	path, pos := ix.fullPath(de)
-	msg := strings.TrimPrefix(de.Error(), "toml: ")
-	got, known := ix.kinds[path]
-	switch l := schema.byPath[path]; {
-	case l != nil && known && !compatible(got, l):
-		msg = fmt.Sprintf("want %s, got %s", l.describe(), kindName(got))
-	case schema.tables[path] && known && got != unstable.InlineTable:
-		msg = fmt.Sprintf("want a table, got %s", kindName(got))
+	return FieldError{Path: path, Source: pos.in(file), Msg: strings.TrimPrefix(de.Error(), "toml: ")}
+}
+
+// valueErrors reports, in document order, every value its key cannot take:
+// the wrong TOML type, or a string that is not a duration where a duration
+// belongs. go-toml's type message would name Go types; this one says what
+// the key wants and what it got.
+func (ix *docIndex) valueErrors(file string) []FieldError {
+	var errs []FieldError
+	for _, e := range ix.exprs {
+		if e.table {
+			continue
+		}
+		path := e.path()
+		var msg string
+		switch l := schema.byPath[path]; {
+		case l != nil && !compatible(e.kind, l):
+			msg = fmt.Sprintf("want %s, got %s", l.describe(), kindName(e.kind))
+		case l != nil && l.typ == durationType:
+			if _, err := parseDuration(e.text); err != nil {
+				msg = err.Error()
+			}
+		case schema.tables[path] && e.kind != unstable.InlineTable:
+			msg = "want a table, got " + kindName(e.kind)
+		}
+		if msg != "" {
+			errs = append(errs, FieldError{Path: path, Source: e.pos.in(file), Msg: msg})
+		}
 	}
-	return FieldError{Path: path, Source: pos.in(file), Msg: msg}
+	return errs
 }
 
 // compatible reports whether a TOML value of kind k can decode into l.

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -257,6 +258,53 @@ func TestUnknownKeyPaths(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not contain %q", err, want)
 		}
+	}
+}
+
+// When decoding stops early the index stands in for strict decoding, so the
+// two must find the same unknown keys.
+func TestIndexFindsTheDecodersUnknownKeys(t *testing.T) {
+	docs := map[string]string{
+		"unknown-keys": "",
+		"inline and dotted": strings.Join([]string{
+			`storage.bukket = "x"`,
+			`[server]`,
+			`kafka_broker = { listen_addr = "127.0.0.1:1", nope = 1 }`,
+			`[nope.deeper]`,
+			`x = 1`,
+			`[telemetry.log]`,
+			`colour = true`,
+		}, "\n"),
+	}
+	b, err := os.ReadFile("testdata/bad/unknown-keys.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs["unknown-keys"] = string(b)
+	for name, doc := range docs {
+		t.Run(name, func(t *testing.T) {
+			ix := indexDocument([]byte(doc))
+			var fromIndex []string
+			for _, fe := range ix.unknownKeys("f") {
+				fromIndex = append(fromIndex, fe.Path)
+			}
+			cfg := Default()
+			errs, fatal := decodeFile("f", []byte(doc), &cfg, sources{})
+			if fatal {
+				t.Fatalf("decode stopped: %v", asError(errs))
+			}
+			var fromDecoder []string
+			for _, fe := range errs {
+				if strings.HasPrefix(fe.Msg, "unknown") {
+					fromDecoder = append(fromDecoder, fe.Path)
+				}
+			}
+			slices.Sort(fromIndex)
+			slices.Sort(fromDecoder)
+			if !slices.Equal(fromIndex, fromDecoder) || len(fromIndex) == 0 {
+				t.Errorf("index found %q, decoder found %q", fromIndex, fromDecoder)
+			}
+		})
 	}
 }
 

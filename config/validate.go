@@ -89,6 +89,17 @@ func (ck *checker) add(path, format string, args ...any) {
 	ck.errs = append(ck.errs, FieldError{Path: path, Source: ck.src[path], Msg: fmt.Sprintf(format, args...)})
 }
 
+// addRequired reports a key that is missing because of the value of another
+// key, cause; with nowhere to point for the missing key itself, the error
+// points at where cause was set.
+func (ck *checker) addRequired(path, cause, format string, args ...any) {
+	src := ck.src[path]
+	if src == "" {
+		src = ck.src[cause]
+	}
+	ck.errs = append(ck.errs, FieldError{Path: path, Source: src, Msg: fmt.Sprintf(format, args...)})
+}
+
 // Validate checks c and returns nil or a *ValidationError listing every
 // problem, each with its key path.
 func (c Config) Validate() error { return asError(c.validate(nil)) }
@@ -120,7 +131,7 @@ func (c Config) checkKafka(ck *checker) {
 	if k.AdvertisedAddr != "" {
 		ck.advertisedAddr(p+"advertised_addr", k.AdvertisedAddr)
 	} else if listenOK && unspecifiedHost(host) {
-		ck.add(p+"advertised_addr", "required when %slisten_addr (%q) names no host clients can connect to", p, k.ListenAddr)
+		ck.addRequired(p+"advertised_addr", p+"listen_addr", "required when %slisten_addr (%q) names no host clients can connect to", p, k.ListenAddr)
 	}
 	if ck.positive(p+"max_frame_bytes", k.MaxFrameBytes) {
 		if k.MaxFrameBytes > math.MaxInt32 {
@@ -150,21 +161,21 @@ func (c Config) checkStorage(ck *checker) {
 	switch s.Scheme {
 	case SchemeS3:
 		if s.Bucket == "" {
-			ck.add(p+"bucket", "required when storage.scheme = %q", SchemeS3)
+			ck.addRequired(p+"bucket", p+"scheme", "required when storage.scheme = %q", SchemeS3)
 		} else if msg := bucketProblem(s.Bucket); msg != "" {
 			ck.add(p+"bucket", "%q %s", s.Bucket, msg)
 		}
 		if s.Region == "" {
-			ck.add(p+"region", "required when storage.scheme = %q", SchemeS3)
+			ck.addRequired(p+"region", p+"scheme", "required when storage.scheme = %q", SchemeS3)
 		}
 		if s.Endpoint != "" {
 			ck.httpURL(p+"endpoint", s.Endpoint)
 		}
 		if s.AccessKeyID != "" && s.SecretAccessKey == "" {
-			ck.add(p+"secret_access_key", "required when storage.access_key_id is set")
+			ck.addRequired(p+"secret_access_key", p+"access_key_id", "required when storage.access_key_id is set")
 		}
 		if s.AccessKeyID == "" && s.SecretAccessKey != "" {
-			ck.add(p+"access_key_id", "required when storage.secret_access_key is set")
+			ck.addRequired(p+"access_key_id", p+"secret_access_key", "required when storage.secret_access_key is set")
 		}
 		if s.Dir != "" {
 			ck.add(p+"dir", "only used when storage.scheme = %q (it is %q)", SchemeFS, SchemeS3)

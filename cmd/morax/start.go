@@ -88,8 +88,11 @@ func startNode(ctx context.Context, cfg config.Config, logger *slog.Logger) (err
 	if err != nil {
 		return err
 	}
-	objects = objstore.NewMetered(objects, reg)
 	defer objects.Close()
+	metered, err := objstore.NewMetered(objects, reg)
+	if err != nil {
+		return fmt.Errorf("object store metrics: %w", err)
+	}
 	logger.Info("backends ready", "node", nodeID, "meta", metaDesc, "objects", objDesc)
 
 	broker, err := actors.New(actors.Options{
@@ -106,7 +109,7 @@ func startNode(ctx context.Context, cfg config.Config, logger *slog.Logger) (err
 		OrphanMinAge:      cfg.Partition.OrphanMinAge.Duration(),
 		Logger:            logger,
 		Metrics:           reg,
-	}, store, objects)
+	}, store, metered)
 	if err != nil {
 		return fmt.Errorf("start broker: %w", err)
 	}

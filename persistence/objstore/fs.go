@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // FS is a Store on a local filesystem directory, the embedded default for a
@@ -342,6 +343,49 @@ func (f *FS) walk(ctx context.Context, dirKey, prefix string, fn func(ObjectInfo
 		}
 	}
 	return nil
+}
+
+// RemoveStaleTemps deletes temporary files older than olderThan, which a
+// writer that crashed mid-Put left behind. List already ignores them, but one
+// left between link and cleanup is a second name for an object's data and
+// would keep the disk space after the object is deleted. olderThan must be
+// well above the duration of any Put (minutes, not seconds), because a live
+// Put's temp file looks the same. The orphan sweep is the expected caller.
+func (f *FS) RemoveStaleTemps(ctx context.Context, olderThan time.Duration) (removed int, err error) {
+	cutoff := time.Now().Add(-olderThan)
+	err = filepath.WalkDir(f.root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if isMissing(err) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasPrefix(d.Name(), tempPrefix) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			if isMissing(err) {
+				return nil
+			}
+			return err
+		}
+		if info.ModTime().After(cutoff) {
+			return nil
+		}
+		if err := os.Remove(path); err != nil && !isMissing(err) {
+			return err
+		}
+		removed++
+		return nil
+	})
+	if err != nil {
+		return removed, fmt.Errorf("objstore: remove stale temp files in %s: %w", f.root, err)
+	}
+	return removed, nil
 }
 
 // Close implements Store; FS holds no resources between calls.

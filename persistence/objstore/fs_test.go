@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/morax-dev/morax/persistence/objstore"
 	"github.com/morax-dev/morax/persistence/objstore/objstoretest"
@@ -50,6 +51,37 @@ func TestFSIgnoresTempFiles(t *testing.T) {
 	}
 	if len(entries) != 2 {
 		t.Fatalf("directory holds %d entries, want the object and the planted temp file", len(entries))
+	}
+}
+
+func TestFSRemoveStaleTemps(t *testing.T) {
+	s := newFS(t)
+	if err := s.Put(t.Context(), "p/seg", []byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(s.Dir(), "p", ".morax-tmp-old")
+	fresh := filepath.Join(s.Dir(), ".morax-tmp-fresh")
+	for _, p := range []string{old, fresh} {
+		if err := os.WriteFile(p, []byte("junk"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.RemoveStaleTemps(t.Context(), time.Hour)
+	if err != nil || n != 1 {
+		t.Fatalf("RemoveStaleTemps = %d, %v; want 1, nil", n, err)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("stale temp file survived: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("fresh temp file (a Put in progress) was removed: %v", err)
+	}
+	if got, err := s.Get(t.Context(), "p/seg", 0, -1); err != nil || string(got) != "data" {
+		t.Errorf("object harmed: %q, %v", got, err)
 	}
 }
 

@@ -131,7 +131,7 @@ func newS3(ctx context.Context, cfg S3Config, wrap func(http.RoundTripper) http.
 			tr.MaxIdleConnsPerHost = s3MaxIdleConnsPerHost
 			tr.IdleConnTimeout = 90 * time.Second
 		})),
-		// Since SDK 1.73 the client adds CRC checksums (aws-chunked trailers)
+		// Since service/s3 v1.73 the client adds CRC checksums (aws-chunked trailers)
 		// to every upload and validates them on download; many S3-compatible
 		// stores reject or mangle those, so only send them where the API
 		// requires it.

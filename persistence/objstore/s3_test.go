@@ -77,6 +77,16 @@ func TestS3Acceptance(t *testing.T) {
 	objstoretest.Run(t, func(t *testing.T) objstore.Store { return openS3(t, s3Config(t), nil) })
 }
 
+// TestS3AcceptanceWithPrefix checks that a key prefix is invisible: the
+// suite's listings and ranges must come out the same.
+func TestS3AcceptanceWithPrefix(t *testing.T) {
+	objstoretest.Run(t, func(t *testing.T) objstore.Store {
+		cfg := s3Config(t)
+		cfg.Prefix = "cluster-1/"
+		return openS3(t, cfg, nil)
+	})
+}
+
 func TestS3Prefix(t *testing.T) {
 	cfg := s3Config(t)
 	whole := openS3(t, cfg, nil)

@@ -131,6 +131,8 @@ func compressStream(dst []byte, w resetWriteCloser, src []byte) ([]byte, error) 
 func decompress(c Codec, src []byte, limit int) ([]byte, error) {
 	switch c {
 	case CodecGzip:
+		// A pooled reader keeps its last input reachable until reused (gzip
+		// has no way to detach it); pools are emptied by the GC anyway.
 		zr := gzipReaders.Get().(*gzip.Reader)
 		defer gzipReaders.Put(zr)
 		if err := zr.Reset(bytes.NewReader(src)); err != nil {

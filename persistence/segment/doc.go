@@ -15,6 +15,6 @@
 // for ranged reads (Lookup, Slice, CompleteBatches).
 //
 // Every decoder treats its input as hostile: errors wrap one of the sentinel
-// errors below, and no input makes a decoder panic or allocate more than a
+// errors (ErrTruncated, ErrCorrupt, ...), and no input makes a decoder panic or allocate more than a
 // bounded multiple of its size (MaxDecompressedSize for compressed batches).
 package segment

@@ -123,23 +123,15 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		if err != nil {
 			return fmt.Errorf("read schema_migrations: %w", err)
 		}
-		applied, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		applied, err := pgx.CollectRows(rows, pgx.RowTo[int])
 		if err != nil {
 			return fmt.Errorf("read schema_migrations: %w", err)
 		}
-		done := make(map[int]bool, len(applied))
-		for _, v := range applied {
-			if int(v) > len(ms) {
-				// A newer binary migrated this database; running an older
-				// one against it could misread rows it does not know.
-				return fmt.Errorf("database schema version %d is newer than this binary's %d", v, len(ms))
-			}
-			done[int(v)] = true
+		pending, err := metasql.Pending(ms, applied)
+		if err != nil {
+			return err
 		}
-		for _, m := range ms {
-			if done[m.Version] {
-				continue
-			}
+		for _, m := range pending {
 			// No arguments: pgx sends this with the simple protocol, which
 			// accepts a file of several statements.
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {

@@ -227,6 +227,10 @@ func (s *Store) CommitFlush(ctx context.Context, c meta.FlushCommit) error {
 		return err
 	}
 	seg := c.Segment
+	idx, err := metasql.EncodeIndex(seg)
+	if err != nil {
+		return err
+	}
 	ps := metasql.DedupeProducers(c.Producers)
 	ids := make([]int64, len(ps))
 	epochs := make([]int16, len(ps))
@@ -239,10 +243,10 @@ func (s *Store) CommitFlush(ctx context.Context, c meta.FlushCommit) error {
 		leaseOK, advanced bool
 		next              *int64
 	)
-	err := s.pool.QueryRow(ctx, qCommitFlush,
+	err = s.pool.QueryRow(ctx, qCommitFlush,
 		meta.PartitionResource(seg.TopicID, seg.Partition), c.Owner, c.LeaseEpoch,
 		pgID(seg.TopicID), seg.Partition, seg.BaseOffset, seg.EndOffset,
-		seg.ObjectKey, seg.Size, seg.MaxTimestamp, metasql.EncodeIndex(seg.Index), nullTime(seg.CreatedAt),
+		seg.ObjectKey, seg.Size, seg.MaxTimestamp, idx, nullTime(seg.CreatedAt),
 		ids, epochs, batches, updated,
 	).Scan(&leaseOK, &advanced, &next)
 	where := fmt.Sprintf("commit flush %s/%d [%d, %d) epoch %d owner %s",

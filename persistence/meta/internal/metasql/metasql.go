@@ -163,36 +163,33 @@ func DecodeConfig(b []byte) (map[string]string, error) {
 	return c, nil
 }
 
-// EncodeIndex encodes a segment's sparse index for the segments.index
-// column.
-//
-// TEMPORARY: segment.EncodeIndex does not exist yet (it is being written in
-// persistence/segment), so this is a stand-in layout of big-endian
-// (offset, position) pairs. Once segment.EncodeIndex lands, this and
-// DecodeIndex become one-line calls to it; no stored data depends on the
-// stand-in outside tests, since nothing is deployed yet.
-func EncodeIndex(idx []segment.IndexEntry) []byte {
-	b := make([]byte, 0, len(idx)*16)
-	for _, e := range idx {
-		b = binary.BigEndian.AppendUint64(b, uint64(e.Offset))
-		b = binary.BigEndian.AppendUint64(b, uint64(e.Position))
+// EncodeIndex encodes a segment's sparse index for the offset_index column
+// with segment.EncodeIndex. It refuses (ErrInvalid) an index that
+// segment.DecodeIndex would reject, or whose offsets fall outside the
+// segment: a committed row that cannot be read back would make its offsets
+// unreadable for good, so the mistake is caught while the writer can still
+// fail the flush.
+func EncodeIndex(sg meta.Segment) ([]byte, error) {
+	b := segment.EncodeIndex(sg.Index)
+	if _, err := segment.DecodeIndex(b); err != nil {
+		return nil, fmt.Errorf("commit flush %s/%d: index: %v: %w", sg.TopicID, sg.Partition, err, meta.ErrInvalid)
 	}
-	return b
+	for _, e := range sg.Index {
+		if e.Offset < sg.BaseOffset || e.Offset >= sg.EndOffset {
+			return nil, fmt.Errorf("commit flush %s/%d: index entry %+v outside [%d, %d): %w",
+				sg.TopicID, sg.Partition, e, sg.BaseOffset, sg.EndOffset, meta.ErrInvalid)
+		}
+	}
+	return b, nil
 }
 
-// DecodeIndex decodes what EncodeIndex wrote.
+// DecodeIndex decodes the offset_index column.
 func DecodeIndex(b []byte) ([]segment.IndexEntry, error) {
-	if len(b)%16 != 0 {
-		return nil, fmt.Errorf("decode segment index: %d bytes is not a whole number of entries", len(b))
+	idx, err := segment.DecodeIndex(b)
+	if err != nil {
+		return nil, fmt.Errorf("decode segment index: %w", err)
 	}
-	out := make([]segment.IndexEntry, 0, len(b)/16)
-	for ; len(b) > 0; b = b[16:] {
-		out = append(out, segment.IndexEntry{
-			Offset:   int64(binary.BigEndian.Uint64(b[0:])),
-			Position: int64(binary.BigEndian.Uint64(b[8:])),
-		})
-	}
-	return out, nil
+	return idx, nil
 }
 
 // PrefixEnd returns the smallest string greater than every string that

@@ -57,3 +57,24 @@ func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 	}
 	return ms, nil
 }
+
+// Pending returns the migrations of ms not in applied (the versions a
+// database's schema_migrations lists), in order. It refuses a database that
+// has a version this binary does not know: a newer binary migrated it, and
+// an older one could misread rows it does not understand.
+func Pending(ms []Migration, applied []int) ([]Migration, error) {
+	done := make(map[int]bool, len(applied))
+	for _, v := range applied {
+		if v > len(ms) || v < 1 {
+			return nil, fmt.Errorf("database schema version %d is unknown to this binary (latest %d)", v, len(ms))
+		}
+		done[v] = true
+	}
+	var out []Migration
+	for _, m := range ms {
+		if !done[m.Version] {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,509 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Groups is the node's consumer-group coordinator (Kafka's classic group
+// protocol). Each group is one actor, started on demand by a manager actor
+// that also decides which groups this node coordinates: a group belongs to
+// a slot (GroupSlot) and the node serves only slots it owns
+// (GroupOptions.OwnsSlot). Committed offsets and the state of each completed
+// rebalance are kept in the metadata store, so another Groups (after a
+// restart, or on the node that takes a slot over) continues the group.
+//
+// Every method answers through its reply callback exactly once, possibly
+// on another goroutine and possibly before it returns; callbacks must not
+// block.
+type Groups struct {
+	b       *Broker
+	opts    GroupOptions
+	system  *actor.ActorSystem
+	manager *actor.PID
+	// pending bounds the bytes of requests queued in or parked by group
+	// actors (invariant 5); shared by every group, so a lock-free counter.
+	pending *budget
+	closing atomic.Bool
+}
+
+// NewGroups starts the group coordinator on b's actor system and metadata
+// store. Close it before closing b.
+func NewGroups(b *Broker, opts GroupOptions) *Groups {
+	g := &Groups{b: b, opts: opts.withDefaults(), system: b.ActorSystem()}
+	g.pending = &budget{limit: g.opts.MaxPendingBytes}
+	// A request that reaches a stopped group actor is answered from the
+	// dead-letter stream, so every request is answered exactly once (the
+	// answer wrappers ignore a second answer).
+	g.system.EventStream.Subscribe(func(evt any) {
+		if dl, ok := evt.(*actor.DeadLetterEvent); ok {
+			if r, ok := dl.Message.(groupRequest); ok {
+				r.failGroup(fmt.Errorf("%w: group actor stopped", ErrCoordinatorNotAvailable))
+			}
+		}
+	})
+	props := actor.PropsFromProducer(func() actor.Actor { return newGroupManager(g) },
+		actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })))
+	g.manager = g.system.Root.SpawnPrefix(props, "groups")
+	return g
+}
+
+// Options returns the coordinator's effective options.
+func (g *Groups) Options() GroupOptions { return g.opts }
+
+// Slot is the coordinator slot of a group under these options.
+func (g *Groups) Slot(group string) int { return GroupSlot(group, g.opts.Slots) }
+
+// Owns reports whether this node coordinates group (FindCoordinator).
+func (g *Groups) Owns(group string) bool {
+	return g.opts.OwnsSlot == nil || g.opts.OwnsSlot(g.Slot(group))
+}
+
+// Close stops every group actor after its metadata writes finish; parked
+// joins and syncs are answered with ErrNotCoordinator so clients look the
+// coordinator up again. Requests after Close get ErrCoordinatorNotAvailable.
+func (g *Groups) Close(ctx context.Context) error {
+	if !g.closing.CompareAndSwap(false, true) {
+		return nil
+	}
+	done := make(chan struct{})
+	g.system.Root.Send(g.manager, &stopGroups{slot: -1, closing: true, done: done})
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("stop group actors: %w", ctx.Err())
+	}
+	g.system.Root.Stop(g.manager)
+	return err
+}
+
+// ReleaseSlot unloads the groups of a slot (their metadata writes finish
+// first; parked joins and syncs get ErrNotCoordinator). Clustering calls it
+// after OwnsSlot turned false for the slot, when its lease is lost or
+// handed over; if the slot is still owned, the groups reload from the
+// metadata store on their next request.
+func (g *Groups) ReleaseSlot(ctx context.Context, slot int) error {
+	done := make(chan struct{})
+	g.system.Root.Send(g.manager, &stopGroups{slot: slot, done: done})
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("release group slot %d: %w", slot, ctx.Err())
+	}
+}
+
+// answerOnce wraps a reply callback so it releases the request's reserved
+// bytes and runs at most once, whichever path answers first.
+func answerOnce[R any](g *Groups, n int64, reply func(R)) func(R) {
+	var done atomic.Bool
+	return func(r R) {
+		if !done.CompareAndSwap(false, true) {
+			return
+		}
+		g.pending.release(n)
+		if reply != nil {
+			reply(r)
+		}
+	}
+}
+
+// admit checks what can be refused before a request reaches its group:
+// the coordinator stopping, the group id, the byte budget.
+func (g *Groups) admit(group string, needID bool, n int64) error {
+	if g.closing.Load() {
+		return fmt.Errorf("%w: coordinator stopping", ErrCoordinatorNotAvailable)
+	}
+	if needID && group == "" {
+		return ErrInvalidGroupID
+	}
+	if !g.pending.tryAcquire(n) {
+		return fmt.Errorf("%w: %d bytes of group requests pending", ErrCoordinatorNotAvailable, g.pending.used.Load())
+	}
+	return nil
+}
+
+// route sends a request to its group's actor through the manager.
+func (g *Groups) route(group string, r groupRequest) {
+	g.system.Root.Send(g.manager, &routeGroup{group: group, req: r})
+}
+
+// requestOverhead approximates a request's fixed cost in the byte budget.
+const requestOverhead = 256
+
+// Join handles a JoinGroup. The answer may be parked until the rebalance's
+// join phase ends.
+func (g *Groups) Join(req JoinRequest, reply func(JoinResult)) {
+	n := int64(requestOverhead + len(req.MemberID) + len(req.InstanceID) + len(req.ClientID) + len(req.ClientHost))
+	for _, p := range req.Protocols {
+		n += int64(len(p.Name) + len(p.Metadata))
+		for _, t := range p.Topics {
+			n += int64(len(t))
+		}
+	}
+	if err := g.admit(req.Group, true, n); err != nil {
+		reply(JoinResult{Err: err, MemberID: req.MemberID, Generation: -1})
+		return
+	}
+	reply = answerOnce(g, n, reply)
+	if req.SessionTimeout < g.opts.MinSessionTimeout || req.SessionTimeout > g.opts.MaxSessionTimeout {
+		reply(JoinResult{Err: fmt.Errorf("%w: %v not in [%v, %v]", ErrInvalidSessionTimeout, req.SessionTimeout, g.opts.MinSessionTimeout, g.opts.MaxSessionTimeout),
+			MemberID: req.MemberID, Generation: -1})
+		return
+	}
+	if req.RebalanceTimeout <= 0 {
+		req.RebalanceTimeout = req.SessionTimeout
+	}
+	g.route(req.Group, &joinMsg{req: req, reply: reply})
+}
+
+// Sync handles a SyncGroup. A member's answer may be parked until the
+// leader's assignment is stored.
+func (g *Groups) Sync(req SyncRequest, reply func(SyncResult)) {
+	n := int64(requestOverhead + len(req.MemberID) + len(req.InstanceID))
+	for _, a := range req.Assignments {
+		n += int64(len(a.MemberID) + len(a.Assignment))
+	}
+	if err := g.admit(req.Group, true, n); err != nil {
+		reply(SyncResult{Err: err})
+		return
+	}
+	g.route(req.Group, &syncMsg{req: req, reply: answerOnce(g, n, reply)})
+}
+
+// Heartbeat handles a Heartbeat; the answer is nil or the error Kafka sends.
+func (g *Groups) Heartbeat(req HeartbeatRequest, reply func(error)) {
+	n := int64(requestOverhead)
+	if err := g.admit(req.Group, true, n); err != nil {
+		reply(err)
+		return
+	}
+	g.route(req.Group, &heartbeatMsg{req: req, reply: answerOnce(g, n, reply)})
+}
+
+// Leave handles a (batched) LeaveGroup.
+func (g *Groups) Leave(req LeaveRequest, reply func(LeaveResult)) {
+	n := int64(requestOverhead + 64*len(req.Members))
+	if err := g.admit(req.Group, true, n); err != nil {
+		reply(LeaveResult{Err: err})
+		return
+	}
+	g.route(req.Group, &leaveMsg{req: req, reply: answerOnce(g, n, reply)})
+}
+
+// CommitOffsets handles an OffsetCommit. The answer comes once the offsets
+// are in the metadata store.
+func (g *Groups) CommitOffsets(req CommitRequest, reply func(CommitResult)) {
+	n := int64(requestOverhead)
+	for _, o := range req.Offsets {
+		n += int64(64 + len(o.Topic) + len(o.Metadata))
+	}
+	if err := g.admit(req.Group, false, n); err != nil {
+		reply(CommitResult{Err: err})
+		return
+	}
+	g.route(req.Group, &commitMsg{req: req, reply: answerOnce(g, n, reply)})
+}
+
+// FetchOffsets handles an OffsetFetch for one group. It is ordered after
+// the group's commits already received, so a commit is visible to a fetch
+// sent after its answer.
+func (g *Groups) FetchOffsets(req FetchOffsetsRequest, reply func(FetchOffsetsResult)) {
+	n := int64(requestOverhead)
+	if err := g.admit(req.Group, false, n); err != nil {
+		reply(FetchOffsetsResult{Err: err})
+		return
+	}
+	g.route(req.Group, &fetchOffsetsMsg{req: req, reply: answerOnce(g, n, reply)})
+}
+
+// DeleteOffsets handles an OffsetDelete.
+func (g *Groups) DeleteOffsets(req DeleteOffsetsRequest, reply func(DeleteOffsetsResult)) {
+	n := int64(requestOverhead)
+	if err := g.admit(req.Group, true, n); err != nil {
+		reply(DeleteOffsetsResult{Err: err})
+		return
+	}
+	g.route(req.Group, &deleteOffsetsMsg{req: req, reply: answerOnce(g, n, reply)})
+}
+
+// gather fans one request out per group and answers with every result in
+// the order of groups.
+func gather[R any](g *Groups, groups []string, failed func(string, error) R, send func(group string, reply func(R))) func(reply func([]R)) {
+	return func(reply func([]R)) {
+		out := make([]R, len(groups))
+		if len(groups) == 0 {
+			reply(out)
+			return
+		}
+		var mu sync.Mutex
+		left := len(groups)
+		for i, name := range groups {
+			n := int64(requestOverhead)
+			one := func(r R) {
+				mu.Lock()
+				out[i] = r
+				left--
+				last := left == 0
+				mu.Unlock()
+				if last {
+					reply(out)
+				}
+			}
+			if err := g.admit(name, false, n); err != nil {
+				one(failed(name, err))
+				continue
+			}
+			send(name, answerOnce(g, n, one))
+		}
+	}
+}
+
+// Describe handles DescribeGroups: one description per group, in order.
+func (g *Groups) Describe(groups []string, reply func([]GroupDescription)) {
+	gather(g, groups,
+		func(name string, err error) GroupDescription { return GroupDescription{Group: name, Err: err, State: GroupDead} },
+		func(name string, one func(GroupDescription)) { g.route(name, &describeMsg{group: name, reply: one}) },
+	)(reply)
+}
+
+// Delete handles DeleteGroups: one error (nil for success) per group, in
+// order. Only empty groups are deleted, with their committed offsets.
+func (g *Groups) Delete(groups []string, reply func([]error)) {
+	gather(g, groups,
+		func(_ string, err error) error { return err },
+		func(name string, one func(error)) { g.route(name, &deleteMsg{reply: one}) },
+	)(reply)
+}
+
+// List handles ListGroups: the groups this node coordinates, filtered by
+// state when states is not empty (compared case-insensitively, as Kafka
+// does). Groups not loaded are listed from their stored state.
+func (g *Groups) List(ctx context.Context, states []string, reply func(ListGroupsResult)) {
+	if g.closing.Load() {
+		reply(ListGroupsResult{Err: fmt.Errorf("%w: coordinator stopping", ErrCoordinatorNotAvailable)})
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, g.b.Options().IOTimeout)
+		defer cancel()
+		res, err := g.list(ctx, states)
+		reply(ListGroupsResult{Err: err, Groups: res})
+	}()
+}
+
+func (g *Groups) list(ctx context.Context, states []string) ([]GroupListing, error) {
+	stored, err := g.b.Meta().ListGroups(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: list groups: %w", ErrCoordinatorNotAvailable, err)
+	}
+	liveCh := make(chan []string, 1)
+	g.system.Root.Send(g.manager, &liveGroups{reply: liveCh})
+	var live []string
+	select {
+	case live = <-liveCh:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: list live groups: %w", ErrCoordinatorNotAvailable, ctx.Err())
+	}
+	descCh := make(chan []GroupDescription, 1)
+	g.Describe(live, func(d []GroupDescription) { descCh <- d })
+	var descs []GroupDescription
+	select {
+	case descs = <-descCh:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: describe live groups: %w", ErrCoordinatorNotAvailable, ctx.Err())
+	}
+	byName := map[string]GroupListing{}
+	for _, d := range descs {
+		if d.Err == nil {
+			byName[d.Group] = GroupListing{Group: d.Group, ProtocolType: d.ProtocolType, State: d.State}
+		}
+	}
+	isLive := map[string]bool{}
+	for _, name := range live {
+		isLive[name] = true
+	}
+	for _, sg := range stored {
+		if isLive[sg.Name] || !g.Owns(sg.Name) {
+			continue
+		}
+		s, err := decodeGroupState(sg.State)
+		if err != nil {
+			g.b.Options().Logger.Warn("skip group with undecodable state in ListGroups", "group", sg.Name, "err", err)
+			continue
+		}
+		byName[sg.Name] = GroupListing{Group: sg.Name, ProtocolType: sg.ProtocolType, State: s.State}
+	}
+	out := make([]GroupListing, 0, len(byName))
+	for _, l := range byName {
+		if len(states) > 0 && !slices.ContainsFunc(states, func(s string) bool { return strings.EqualFold(s, l.State) }) {
+			continue
+		}
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b GroupListing) int { return strings.Compare(a.Group, b.Group) })
+	return out, nil
+}
+
+// Messages to the group manager.
+type (
+	// routeGroup delivers req to its group's actor, starting it if needed.
+	routeGroup struct {
+		group string
+		req   groupRequest
+	}
+	// groupQuiet tells the manager a group actor has nothing queued, parked
+	// or in flight (idle, or stopping and drained) after routed requests.
+	groupQuiet struct {
+		group  string
+		pid    *actor.PID
+		routed uint64
+	}
+	// stopGroups stops the actors of one slot (or all, slot -1) and closes
+	// done once they have terminated.
+	stopGroups struct {
+		slot    int
+		closing bool
+		done    chan struct{}
+	}
+	// liveGroups asks for the names of the running group actors.
+	liveGroups struct{ reply chan []string }
+)
+
+// groupChild is the manager's record of one running group actor.
+type groupChild struct {
+	pid    *actor.PID
+	slot   int
+	routed uint64 // requests sent to it
+}
+
+// groupManager owns the map of running group actors and the decision of
+// which groups this node serves. Only its goroutine touches its fields.
+type groupManager struct {
+	gs       *Groups
+	children map[string]*groupChild
+	// terminating are actors stopped by the manager and not yet
+	// terminated, by PID id, with their slot.
+	terminating map[string]int
+	// waiting are stopGroups requests waiting for their actors to stop.
+	waiting []*stopGroups
+	closing bool
+	seq     int
+}
+
+func newGroupManager(gs *Groups) *groupManager {
+	return &groupManager{gs: gs, children: map[string]*groupChild{}, terminating: map[string]int{}}
+}
+
+// Receive implements actor.Actor.
+func (m *groupManager) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *routeGroup:
+		m.route(ctx, msg)
+	case *groupQuiet:
+		c := m.children[msg.group]
+		if c == nil || c.pid.Id != msg.pid.Id || c.routed != msg.routed {
+			return // more requests are on their way to it
+		}
+		delete(m.children, msg.group)
+		m.terminating[c.pid.Id] = c.slot
+		ctx.Stop(c.pid)
+	case *actor.Terminated:
+		delete(m.terminating, msg.Who.Id)
+		for name, c := range m.children {
+			if c.pid.Id == msg.Who.Id { // stopped on its own (a panic)
+				delete(m.children, name)
+			}
+		}
+		m.checkWaiting()
+	case *stopGroups:
+		if msg.closing {
+			m.closing = true
+		}
+		for _, c := range m.children {
+			if msg.slot < 0 || c.slot == msg.slot {
+				ctx.Send(c.pid, &stopGroup{err: fmt.Errorf("%w: group unloaded from this node", ErrNotCoordinator)})
+			}
+		}
+		m.waiting = append(m.waiting, msg)
+		m.checkWaiting()
+	case *liveGroups:
+		names := make([]string, 0, len(m.children))
+		for name := range m.children {
+			names = append(names, name)
+		}
+		msg.reply <- names
+	}
+}
+
+func (m *groupManager) route(ctx actor.Context, msg *routeGroup) {
+	if m.closing {
+		msg.req.failGroup(fmt.Errorf("%w: coordinator stopping", ErrCoordinatorNotAvailable))
+		return
+	}
+	slot := GroupSlot(msg.group, m.gs.opts.Slots)
+	if m.gs.opts.OwnsSlot != nil && !m.gs.opts.OwnsSlot(slot) {
+		msg.req.failGroup(fmt.Errorf("%w: slot %d", ErrNotCoordinator, slot))
+		return
+	}
+	c := m.children[msg.group]
+	if c == nil {
+		m.seq++
+		name := msg.group
+		props := actor.PropsFromProducer(func() actor.Actor { return newGroupActor(m.gs, name) },
+			actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })))
+		pid, err := ctx.SpawnNamed(props, fmt.Sprintf("g-%d", m.seq))
+		if err != nil {
+			msg.req.failGroup(fmt.Errorf("%w: start group actor: %w", ErrCoordinatorNotAvailable, err))
+			return
+		}
+		c = &groupChild{pid: pid, slot: slot}
+		m.children[msg.group] = c
+	}
+	c.routed++
+	ctx.Send(c.pid, msg.req)
+}
+
+// checkWaiting closes the done channel of every stopGroups request whose
+// actors have all terminated.
+func (m *groupManager) checkWaiting() {
+	kept := m.waiting[:0]
+	for _, w := range m.waiting {
+		busy := false
+		for _, c := range m.children {
+			if w.slot < 0 || c.slot == w.slot {
+				busy = true
+				break
+			}
+		}
+		for _, slot := range m.terminating {
+			if w.slot < 0 || slot == w.slot {
+				busy = true
+				break
+			}
+		}
+		if busy {
+			kept = append(kept, w)
+			continue
+		}
+		close(w.done)
+	}
+	m.waiting = kept
+}
+
+// errGroupStore wraps a metadata store failure as the retriable error Kafka
+// clients expect from a coordinator that cannot write.
+func errGroupStore(what string, err error) error {
+	if errors.Is(err, ErrCoordinatorNotAvailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %s: %w", ErrCoordinatorNotAvailable, what, err)
+}

@@ -1,0 +1,229 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/morax-dev/morax/actors"
+	"github.com/morax-dev/morax/persistence/meta"
+)
+
+// Metadata: v0-13
+//
+// Behavior:
+//   - This node is the only broker, the controller, and the leader of every
+//     partition; the leader epoch is the partition's lease epoch (-1 before
+//     any node has opened the partition).
+//   - v0 with no topics, or v1+ with null topics, lists every topic (Kafka
+//     and WAL topics alike: one log, two protocols).
+//   - A missing topic is created when the server allows auto-creation and
+//     the request does (v4+; always before v4), with the default partition
+//     count; an illegal name then gets INVALID_TOPIC_EXCEPTION, as in Kafka.
+//     The new topic is answered at once, without LEADER_NOT_AVAILABLE: its
+//     partitions are usable immediately.
+//   - Topics asked by id (v12+ allows a null name) answer UNKNOWN_TOPIC_ID
+//     when unknown.
+//   - Authorized operations, when asked for, are "everything": there are no
+//     ACLs yet.
+//
+// Version notes:
+//   - v1: ControllerID, IsInternal, Rack; null topics means all
+//   - v2: ClusterID
+//   - v4: AllowAutoTopicCreation
+//   - v5: OfflineReplicas
+//   - v7: LeaderEpoch
+//   - v8: authorized operations
+//   - v9: flexible
+//   - v10: TopicID
+//   - v12: topics by id only
+//   - v13: top-level ErrorCode (KIP-1102; always 0)
+var metadataHandler = apiHandler{key: int16(kmsg.Metadata), minVersion: 0, maxVersion: 13, handle: handleMetadata}
+
+// Kafka ACL operation numbers, for authorized-operation bit fields.
+const (
+	aclOpRead            = 3
+	aclOpWrite           = 4
+	aclOpCreate          = 5
+	aclOpDelete          = 6
+	aclOpAlter           = 7
+	aclOpDescribe        = 8
+	aclOpClusterAction   = 9
+	aclOpDescribeConfigs = 10
+	aclOpAlterConfigs    = 11
+	aclOpIdempotentWrite = 12
+)
+
+// All operations on a topic and on the cluster, as bit fields.
+const (
+	topicAllOps = 1<<aclOpRead | 1<<aclOpWrite | 1<<aclOpCreate | 1<<aclOpDelete | 1<<aclOpAlter |
+		1<<aclOpDescribe | 1<<aclOpDescribeConfigs | 1<<aclOpAlterConfigs
+	clusterAllOps = 1<<aclOpCreate | 1<<aclOpAlter | 1<<aclOpDescribe | 1<<aclOpClusterAction |
+		1<<aclOpDescribeConfigs | 1<<aclOpAlterConfigs | 1<<aclOpIdempotentWrite
+)
+
+// leaseScanThreshold is the number of topics above which Metadata reads all
+// partition leases in one query instead of one query per topic.
+const leaseScanThreshold = 8
+
+func handleMetadata(s *Server, rc *requestContext, kreq kmsg.Request, respond func(kmsg.Response)) {
+	req := kreq.(*kmsg.MetadataRequest)
+	goRespond(rc, respond, func(ctx context.Context) kmsg.Response {
+		return s.metadata(ctx, req)
+	})
+}
+
+func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	host, port := s.advertised()
+	b := kmsg.NewMetadataResponseBroker()
+	b.NodeID, b.Host, b.Port = s.brokerID(), host, port
+	resp.Brokers = []kmsg.MetadataResponseBroker{b}
+	resp.ClusterID = strPtr(s.cfg.ClusterID)
+	resp.ControllerID = s.brokerID()
+	if req.Version >= 8 && req.Version <= 10 && req.IncludeClusterAuthorizedOperations {
+		resp.AuthorizedOperations = clusterAllOps
+	}
+
+	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	autoCreate := s.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
+
+	// Resolve the topics first, so leases are read once for all of them.
+	type entry struct {
+		topic meta.Topic
+		code  int16
+		name  *string
+		id    [16]byte
+	}
+	var entries []entry
+	if all {
+		ts, err := s.broker.ListTopics(ctx, "", "", 0)
+		if err != nil {
+			s.log.Warn("kafka metadata: list topics failed", "err", err)
+			// Nothing to list is wrong, but clients retry on an error
+			// only per topic; an empty answer makes them ask again.
+			ts = nil
+		}
+		for _, t := range ts {
+			entries = append(entries, entry{topic: t, name: strPtr(t.Name), id: t.ID})
+		}
+	} else {
+		for _, rt := range req.Topics {
+			if rt.Topic == nil {
+				t, err := s.broker.TopicByID(ctx, meta.TopicID(rt.TopicID))
+				e := entry{topic: t, id: rt.TopicID, code: errorCode(err)}
+				if err != nil {
+					s.logUnexpected(err, "metadata by topic id")
+					if e.code == kerr.UnknownTopicOrPartition.Code {
+						e.code = kerr.UnknownTopicID.Code
+					}
+				} else {
+					e.name = strPtr(t.Name)
+				}
+				entries = append(entries, e)
+				continue
+			}
+			name := *rt.Topic
+			t, code := s.metadataTopic(ctx, name, autoCreate)
+			entries = append(entries, entry{topic: t, code: code, name: strPtr(name), id: t.ID})
+		}
+	}
+
+	var topics []meta.Topic
+	for _, e := range entries {
+		if e.code == 0 {
+			topics = append(topics, e.topic)
+		}
+	}
+	epochs := s.leaderEpochs(ctx, topics)
+
+	resp.Topics = make([]kmsg.MetadataResponseTopic, 0, len(entries))
+	for _, e := range entries {
+		mt := kmsg.NewMetadataResponseTopic()
+		mt.Topic, mt.TopicID, mt.ErrorCode = e.name, e.id, e.code
+		if req.Version >= 8 && req.IncludeTopicAuthorizedOperations && e.code == 0 {
+			mt.AuthorizedOperations = topicAllOps
+		}
+		if e.code == 0 {
+			mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, e.topic.Partitions)
+			for p := range e.topic.Partitions {
+				mp := kmsg.NewMetadataResponseTopicPartition()
+				mp.Partition = p
+				mp.Leader = s.brokerID()
+				mp.LeaderEpoch = -1
+				if ep, ok := epochs[meta.PartitionResource(e.topic.ID, p)]; ok {
+					mp.LeaderEpoch = ep
+				}
+				mp.Replicas = []int32{s.brokerID()}
+				mp.ISR = []int32{s.brokerID()}
+				mp.OfflineReplicas = []int32{}
+				mt.Partitions[p] = mp
+			}
+		}
+		resp.Topics = append(resp.Topics, mt)
+	}
+	return resp
+}
+
+// metadataTopic resolves one named topic, creating it when allowed.
+func (s *Server) metadataTopic(ctx context.Context, name string, autoCreate bool) (meta.Topic, int16) {
+	if !validTopicName(name) {
+		if autoCreate {
+			return meta.Topic{}, kerr.InvalidTopicException.Code
+		}
+		return meta.Topic{}, kerr.UnknownTopicOrPartition.Code
+	}
+	// Read through the cache: another node may have grown the topic.
+	t, err := s.broker.RefreshTopic(ctx, name)
+	if err == nil {
+		return t, 0
+	}
+	if !errors.Is(err, actors.ErrUnknownTopic) || !autoCreate {
+		s.logUnexpected(err, "metadata", "topic", name)
+		return meta.Topic{}, errorCode(err)
+	}
+	t, err = s.broker.CreateTopic(ctx, meta.Topic{Name: name, Kind: meta.KindKafka, Partitions: s.cfg.DefaultPartitions})
+	if errors.Is(err, actors.ErrTopicExists) {
+		// Another client created it first.
+		t, err = s.broker.RefreshTopic(ctx, name)
+	}
+	if err != nil {
+		s.log.Warn("kafka metadata: auto-create topic failed", "topic", name, "err", err)
+		return meta.Topic{}, errorCode(err)
+	}
+	s.log.Info("auto-created topic", "topic", name, "partitions", t.Partitions)
+	return t, 0
+}
+
+// leaderEpochs returns the lease epoch of every partition of topics that has
+// a lease, keyed by lease resource. A failure only costs the epochs: clients
+// treat -1 as "unknown" and skip fencing checks.
+func (s *Server) leaderEpochs(ctx context.Context, topics []meta.Topic) map[string]int32 {
+	epochs := map[string]int32{}
+	if len(topics) == 0 {
+		return epochs
+	}
+	// The prefix every partition lease shares: a topic's prefix minus its id.
+	prefixes := []string{strings.TrimSuffix(meta.TopicResourcePrefix(meta.TopicID{}), meta.TopicID{}.String()+"/")}
+	if len(topics) <= leaseScanThreshold {
+		prefixes = prefixes[:0]
+		for _, t := range topics {
+			prefixes = append(prefixes, meta.TopicResourcePrefix(t.ID))
+		}
+	}
+	for _, prefix := range prefixes {
+		leases, err := s.broker.Meta().Leases(ctx, prefix)
+		if err != nil {
+			s.log.Warn("kafka metadata: read partition leases failed", "err", err)
+			return epochs
+		}
+		for _, l := range leases {
+			epochs[l.Resource] = int32(min(l.Epoch, math.MaxInt32))
+		}
+	}
+	return epochs
+}

@@ -1,0 +1,156 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/morax-dev/morax/actors"
+	"github.com/morax-dev/morax/persistence/meta"
+)
+
+// CreateTopics: v2-7
+//
+// Behavior:
+//   - Names are checked as Kafka checks them (INVALID_TOPIC_EXCEPTION); a
+//     name given twice in one request is INVALID_REQUEST for each.
+//   - NumPartitions -1 (v4+) takes the server's default partition count;
+//     0 or below -1 is INVALID_PARTITIONS. With a manual replica assignment
+//     the partition count is the assignment's length (replicas are ignored:
+//     object storage replicates).
+//   - Any replication factor of 1 or more (or -1) is accepted, since
+//     durability comes from object storage; topics report factor 1, as
+//     Metadata lists one replica per partition.
+//   - Configs are validated by the broker (unknown keys, ranges,
+//     cleanup.policy=compact refused until compaction exists): INVALID_CONFIG
+//     with the broker's message.
+//   - ValidateOnly checks everything, existence included, and creates
+//     nothing.
+//
+// Version notes:
+//   - v0-1 are not served (Kafka 4 dropped them); v1 added ValidateOnly.
+//   - v2: ThrottleMillis
+//   - v4: NumPartitions and ReplicationFactor may be -1
+//   - v5: flexible; the response carries the partition count, replication
+//     factor and configs of the created topic
+//   - v7: TopicID
+var createTopicsHandler = apiHandler{key: int16(kmsg.CreateTopics), minVersion: 2, maxVersion: 7, handle: handleCreateTopics}
+
+func handleCreateTopics(s *Server, rc *requestContext, kreq kmsg.Request, respond func(kmsg.Response)) {
+	req := kreq.(*kmsg.CreateTopicsRequest)
+	goRespond(rc, respond, func(ctx context.Context) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+		seen := map[string]int{}
+		for _, rt := range req.Topics {
+			seen[rt.Topic]++
+		}
+		for _, rt := range req.Topics {
+			st := kmsg.NewCreateTopicsResponseTopic()
+			st.Topic = rt.Topic
+			if seen[rt.Topic] > 1 {
+				st.ErrorCode = kerr.InvalidRequest.Code
+				st.ErrorMessage = strPtr("Duplicate topic name " + rt.Topic + " in the request.")
+			} else {
+				s.createTopic(ctx, req, rt, &st)
+			}
+			if st.ErrorCode != 0 {
+				st.NumPartitions, st.ReplicationFactor = -1, -1
+				st.Configs = nil
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp
+	})
+}
+
+// createTopic creates (or validates) one topic and fills its response.
+func (s *Server) createTopic(ctx context.Context, req *kmsg.CreateTopicsRequest, rt kmsg.CreateTopicsRequestTopic, st *kmsg.CreateTopicsResponseTopic) {
+	fail := func(code int16, msg string) {
+		st.ErrorCode = code
+		st.ErrorMessage = &msg
+	}
+	if !validTopicName(rt.Topic) {
+		fail(kerr.InvalidTopicException.Code, topicNameError(rt.Topic))
+		return
+	}
+	partitions := rt.NumPartitions
+	switch {
+	case len(rt.ReplicaAssignment) > 0:
+		if rt.NumPartitions != -1 || rt.ReplicationFactor != -1 {
+			fail(kerr.InvalidRequest.Code, "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.")
+			return
+		}
+		partitions = int32(len(rt.ReplicaAssignment))
+	case partitions == -1:
+		partitions = s.cfg.DefaultPartitions
+	case partitions <= 0:
+		fail(kerr.InvalidPartitions.Code, "Number of partitions must be larger than 0.")
+		return
+	}
+	if rt.ReplicationFactor == 0 || rt.ReplicationFactor < -1 {
+		fail(kerr.InvalidReplicationFactor.Code, "Replication factor must be larger than 0, or -1 to use the default value.")
+		return
+	}
+	config := make(map[string]string, len(rt.Configs))
+	for _, c := range rt.Configs {
+		if c.Value == nil {
+			fail(kerr.InvalidConfig.Code, fmt.Sprintf("Null value not supported for topic configs: %s", c.Name))
+			return
+		}
+		config[c.Name] = *c.Value
+	}
+	if err := s.broker.ValidateTopicConfig(meta.KindKafka, config); err != nil {
+		fail(configErrorCode(err), err.Error())
+		return
+	}
+	t := meta.Topic{Name: rt.Topic, Kind: meta.KindKafka, Partitions: partitions, Config: config}
+	if req.ValidateOnly {
+		_, err := s.broker.RefreshTopic(ctx, rt.Topic)
+		switch {
+		case err == nil:
+			fail(kerr.TopicAlreadyExists.Code, fmt.Sprintf("Topic '%s' already exists.", rt.Topic))
+			return
+		case !errors.Is(err, actors.ErrUnknownTopic):
+			s.logUnexpected(err, "create topic (validate only)", "topic", rt.Topic)
+			fail(errorCode(err), *errorMessage(err))
+			return
+		}
+	} else {
+		created, err := s.broker.CreateTopic(ctx, t)
+		if err != nil {
+			s.logUnexpected(err, "create topic", "topic", rt.Topic)
+			code := errorCode(err)
+			if errors.Is(err, actors.ErrInvalidArgument) {
+				code = kerr.InvalidConfig.Code
+			}
+			if errors.Is(err, actors.ErrTopicExists) {
+				fail(code, fmt.Sprintf("Topic '%s' already exists.", rt.Topic))
+			} else {
+				fail(code, *errorMessage(err))
+			}
+			return
+		}
+		t = created
+		s.log.Info("created topic", "topic", t.Name, "partitions", t.Partitions, "client", "kafka")
+	}
+	st.TopicID = t.ID
+	st.NumPartitions = t.Partitions
+	st.ReplicationFactor = 1
+	for _, c := range s.topicConfigs(t, nil, false, false) {
+		rc := kmsg.NewCreateTopicsResponseTopicConfig()
+		rc.Name, rc.Value, rc.ReadOnly, rc.IsSensitive = c.Name, c.Value, c.ReadOnly, c.IsSensitive
+		rc.Source = int8(c.Source)
+		st.Configs = append(st.Configs, rc)
+	}
+}
+
+// configErrorCode is the code for a rejected topic config.
+func configErrorCode(err error) int16 {
+	if errors.Is(err, actors.ErrInvalidArgument) {
+		return kerr.InvalidConfig.Code
+	}
+	return errorCode(err)
+}

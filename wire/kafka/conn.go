@@ -1,0 +1,431 @@
+package kafka
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// A connection runs as three parts:
+//
+//   - the read loop (a goroutine) reads frames, decodes them and calls each
+//     request's handler, in request order, numbering requests as it goes;
+//   - the connection actor owns the ordering state: handlers' responses
+//     arrive in its mailbox in any order, and it releases them to the writer
+//     strictly by request number, parking early ones in a small map;
+//   - the write loop (a goroutine) encodes and writes what the actor
+//     released, flushing when it runs out of work.
+//
+// A slot semaphore bounds the requests awaiting a response: the read loop
+// takes a slot before dispatching, and the slot is returned once the
+// response is written (or skipped, for acks=0 produce). It also bounds the
+// actor's mailbox and the writer's queue, which therefore never block.
+
+// protocolErrorDrain bounds how long a connection that sent a bad frame
+// keeps waiting for the responses it is still owed before it is closed.
+const protocolErrorDrain = 30 * time.Second
+
+// writeBufferBytes sizes the socket write buffer; bigger responses bypass it.
+const writeBufferBytes = 64 << 10
+
+// keepEncodeBuffer is the largest encode buffer kept between responses, so
+// one big fetch response does not pin its memory for the connection's life.
+const keepEncodeBuffer = 1 << 20
+
+type conn struct {
+	s   *Server
+	nc  net.Conn
+	id  string
+	log *slog.Logger
+	pid *actor.PID
+
+	// ctx ends when the connection is finished or aborted; handlers get it
+	// through requestContext.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	slots    chan struct{}
+	out      chan outFrame
+	stopRead chan struct{} // closed by drain
+	stopOnce sync.Once
+	finished atomic.Bool
+}
+
+// outFrame is a response released to the writer, in request order.
+type outFrame struct {
+	correlationID int32
+	resp          kmsg.Response
+}
+
+// Messages to the connection actor.
+type (
+	// answered carries a handler's response (nil: nothing to write).
+	answered struct {
+		seq           uint64
+		correlationID int32
+		resp          kmsg.Response
+		api           string
+		received      time.Time
+	}
+	// readerStopped says the read loop dispatched its last request: seq
+	// numbers below total were handed out. err is the protocol error that
+	// stopped it, if any.
+	readerStopped struct {
+		total uint64
+		err   error
+	}
+	// drainExpired says a bad connection took too long to drain.
+	drainExpired struct{}
+	// abortConn drops whatever is still owed and closes the connection.
+	abortConn struct{}
+)
+
+func newConn(s *Server, nc net.Conn, seq uint64) *conn {
+	ctx, cancel := context.WithCancel(s.ctx)
+	id := nc.RemoteAddr().String() + "#" + strconv.FormatUint(seq, 10)
+	return &conn{
+		s:        s,
+		nc:       nc,
+		id:       id,
+		log:      s.log.With("conn", id),
+		ctx:      ctx,
+		cancel:   cancel,
+		slots:    make(chan struct{}, s.cfg.MaxInflight),
+		out:      make(chan outFrame, s.cfg.MaxInflight),
+		stopRead: make(chan struct{}),
+	}
+}
+
+// start spawns the actor and both loops.
+func (c *conn) start() {
+	state := &connActor{c: c, parked: map[uint64]*answered{}}
+	props := actor.PropsFromProducer(func() actor.Actor { return state })
+	c.pid = c.s.broker.ActorSystem().Root.Spawn(props)
+	go c.writeLoop()
+	go c.readLoop()
+}
+
+// send delivers msg to the connection actor unless the connection is
+// finished (its actor is gone, and dead letters are logged noise).
+func (c *conn) send(msg any) {
+	if c.finished.Load() {
+		return
+	}
+	c.s.broker.ActorSystem().Root.Send(c.pid, msg)
+}
+
+// drain stops reading new requests; the responses owed are still written
+// before the connection closes.
+func (c *conn) drain() {
+	c.stopOnce.Do(func() { close(c.stopRead) })
+	// Unblock a read in progress; the read loop sees stopRead.
+	_ = c.nc.SetReadDeadline(time.Now())
+}
+
+// abort closes the connection at once.
+func (c *conn) abort() {
+	c.drain()
+	c.cancel()
+	_ = c.nc.Close()
+	c.send(abortConn{})
+}
+
+// stopping reports whether drain was called.
+func (c *conn) stopping() bool {
+	select {
+	case <-c.stopRead:
+		return true
+	default:
+		return false
+	}
+}
+
+// readLoop reads and dispatches requests until the peer hangs up, a
+// protocol error, the idle timeout, or drain.
+func (c *conn) readLoop() {
+	var seq uint64
+	var stopErr error
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("kafka request handler panicked; closing connection", "panic", p)
+			stopErr = fmt.Errorf("handler panic: %v", p)
+			c.abort()
+		}
+		c.send(&readerStopped{total: seq, err: stopErr})
+	}()
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	idle := c.s.cfg.IdleTimeout
+	for {
+		if c.stopping() {
+			return
+		}
+		// Wait for the next request's first byte under the idle timeout;
+		// a connection is only idle when it is owed nothing.
+		_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+		if _, err := br.Peek(1); err != nil {
+			if c.stopping() {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if len(c.slots) > 0 {
+					continue
+				}
+				c.log.Debug("closing idle kafka connection", "idle", idle)
+				return
+			}
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				c.log.Debug("kafka connection read failed", "err", err)
+			}
+			return
+		}
+		// The whole frame must arrive within one more idle period.
+		_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+		frame, err := readFrame(br, c.s.cfg.MaxFrameBytes)
+		if err != nil {
+			if errors.Is(err, errFrameTooLarge) || errors.Is(err, errBadFrame) {
+				stopErr = c.protocolError("frame", err)
+			} else if !c.stopping() && !errors.Is(err, net.ErrClosed) {
+				c.log.Debug("kafka connection read failed mid-frame", "err", err)
+			}
+			return
+		}
+		received := time.Now()
+		hdr, req, err := decodeRequest(frame, c.s.served)
+		if err != nil && !(errors.Is(err, errUnsupported) && hdr.key == int16(kmsg.ApiVersions)) {
+			reason := "header"
+			switch {
+			case errors.Is(err, errUnsupported):
+				reason = "unsupported"
+			case errors.Is(err, errBadBody):
+				reason = "body"
+			}
+			stopErr = c.protocolError(reason, err)
+			return
+		}
+		// Take a slot: this is where a client that pipelines more than
+		// MaxInflight requests waits for responses to be written.
+		select {
+		case c.slots <- struct{}{}:
+		case <-c.stopRead:
+			return
+		case <-c.ctx.Done():
+			return
+		}
+		cur := seq
+		seq++
+		if req == nil {
+			// ApiVersions at a version we do not serve: answered here,
+			// without parsing a body whose format we may not know.
+			c.deliver(cur, hdr.correlationID, unsupportedApiVersions(c.s), kmsg.NameForKey(hdr.key), received)
+			continue
+		}
+		c.dispatch(cur, hdr, req, received)
+	}
+}
+
+// protocolError logs and counts a protocol violation and returns err.
+func (c *conn) protocolError(reason string, err error) error {
+	c.s.metrics.protocolErrors.WithLabelValues(reason).Inc()
+	c.log.Info("closing kafka connection on protocol error", "reason", reason, "err", err)
+	return err
+}
+
+// dispatch calls the request's handler with a respond func that routes the
+// response to the actor exactly once.
+func (c *conn) dispatch(seq uint64, hdr requestHeader, req kmsg.Request, received time.Time) {
+	h := c.s.handlers[hdr.key]
+	api := kmsg.NameForKey(hdr.key)
+	c.s.metrics.requests.WithLabelValues(api).Inc()
+	rc := &requestContext{
+		ctx:           c.ctx,
+		clientID:      hdr.clientID,
+		correlationID: hdr.correlationID,
+		version:       hdr.version,
+		conn:          c.id,
+		received:      received,
+		log:           c.log,
+		drain:         c.drain,
+		abort:         c.abort,
+	}
+	var once atomic.Bool
+	respond := func(resp kmsg.Response) {
+		if !once.CompareAndSwap(false, true) {
+			c.log.Error("kafka handler responded twice; ignoring the second", "api", api)
+			return
+		}
+		if resp != nil {
+			resp.SetVersion(hdr.version)
+		}
+		c.deliver(seq, hdr.correlationID, resp, api, received)
+	}
+	h.handle(c.s, rc, req, respond)
+}
+
+func (c *conn) deliver(seq uint64, correlationID int32, resp kmsg.Response, api string, received time.Time) {
+	c.send(&answered{seq: seq, correlationID: correlationID, resp: resp, api: api, received: received})
+}
+
+// writeLoop writes the frames the actor releases until it closes out. After
+// a write error it keeps consuming (returning slots) without writing, so
+// nothing upstream blocks while the connection winds down.
+func (c *conn) writeLoop() {
+	defer c.finish()
+	bw := bufio.NewWriterSize(c.nc, writeBufferBytes)
+	var buf []byte
+	failed := false
+	for f := range c.out {
+		if !failed {
+			buf = appendResponse(buf[:0], f.correlationID, f.resp)
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+			_, err := bw.Write(buf)
+			if err == nil && len(c.out) == 0 {
+				err = bw.Flush()
+			}
+			if cap(buf) > keepEncodeBuffer {
+				buf = nil
+			}
+			if err != nil {
+				failed = true
+				if !c.stopping() && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) {
+					c.log.Debug("kafka connection write failed", "err", err)
+				}
+				// Stop the read loop too: nothing more can be answered.
+				c.drain()
+				_ = c.nc.Close()
+			}
+		}
+		<-c.slots
+	}
+	if !failed {
+		_ = bw.Flush()
+	}
+}
+
+// finish runs once the writer is done: everything owed was written (or the
+// connection failed), so the socket, actor and context can go.
+func (c *conn) finish() {
+	c.finished.Store(true)
+	_ = c.nc.Close()
+	c.cancel()
+	c.s.broker.ActorSystem().Root.Stop(c.pid)
+	c.s.connDone(c)
+}
+
+// connActor is the connection actor: it owns the response ordering state.
+// Only its Receive touches these fields.
+type connActor struct {
+	c *conn
+	// next is the request number whose response is written next.
+	next uint64
+	// parked holds responses that arrived before an earlier one.
+	parked map[uint64]*answered
+	// total is the number of requests dispatched, known once the read loop
+	// stopped (readerDone).
+	total      uint64
+	readerDone bool
+	outClosed  bool
+	drainTimer *time.Timer
+}
+
+// Receive implements actor.Actor.
+func (a *connActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *answered:
+		a.c.s.metrics.requestSeconds.WithLabelValues(m.api).Observe(time.Since(m.received).Seconds())
+		if a.outClosed {
+			a.release(m)
+			return
+		}
+		a.parked[m.seq] = m
+		for {
+			next, ok := a.parked[a.next]
+			if !ok {
+				break
+			}
+			delete(a.parked, a.next)
+			a.next++
+			if next.resp == nil {
+				<-a.c.slots // acks=0 produce: nothing to write
+				continue
+			}
+			a.c.out <- outFrame{correlationID: next.correlationID, resp: next.resp}
+		}
+		a.maybeClose()
+	case *readerStopped:
+		a.readerDone, a.total = true, m.total
+		if m.err != nil && a.next < a.total {
+			a.drainTimer = time.AfterFunc(protocolErrorDrain, func() { a.c.send(drainExpired{}) })
+		}
+		a.maybeClose()
+	case drainExpired:
+		a.c.log.Info("kafka connection still owed responses after a protocol error; closing", "owed", a.total-a.next)
+		a.closeOut()
+	case abortConn:
+		a.closeOut()
+	case *actor.Stopped:
+		if a.drainTimer != nil {
+			a.drainTimer.Stop()
+		}
+	}
+}
+
+// release returns the slot of a response that will never be written.
+func (a *connActor) release(*answered) { <-a.c.slots }
+
+// maybeClose closes the writer's queue once every dispatched request is
+// answered and no more will come.
+func (a *connActor) maybeClose() {
+	if a.readerDone && a.next >= a.total {
+		a.closeOut()
+	}
+}
+
+// closeOut ends the writer. Responses still parked, or arriving later, are
+// dropped with their slots returned, so a read loop waiting for a slot
+// wakes and sees the connection is going.
+func (a *connActor) closeOut() {
+	if a.outClosed {
+		return
+	}
+	a.outClosed = true
+	close(a.c.out)
+	for seq, m := range a.parked {
+		delete(a.parked, seq)
+		a.release(m)
+	}
+	if a.drainTimer != nil {
+		a.drainTimer.Stop()
+	}
+}
+
+// unsupportedApiVersions answers an ApiVersions request at a version we do
+// not serve the way Kafka does (KIP-511): a v0 response with
+// UNSUPPORTED_VERSION and the table of what is served, so the client can
+// retry at a version both sides know.
+func unsupportedApiVersions(s *Server) kmsg.Response {
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.Version = 0
+	resp.ErrorCode = kerr.UnsupportedVersion.Code
+	resp.ApiKeys = append([]kmsg.ApiVersionsResponseApiKey(nil), s.versions...)
+	return resp
+}
+
+// served reports whether a key is served at a version.
+func (s *Server) served(key, version int16) bool {
+	h, ok := s.handlers[key]
+	return ok && version >= h.minVersion && version <= h.maxVersion
+}

@@ -1,0 +1,33 @@
+package wal
+
+import (
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/morax-dev/morax/persistence/meta"
+)
+
+// handleCreate serves POST /v1/create: a WAL log is a single-partition
+// topic of kind WAL, kept by the same partition actors as Kafka topics.
+func (s *Server) handleCreate(ctx *fasthttp.RequestCtx) {
+	req, err := decodeCreate(ctx.PostBody())
+	if err != nil {
+		s.fail(ctx, "create", err)
+		return
+	}
+	if err := s.checkStorage(req.Storage); err != nil {
+		s.fail(ctx, "create", err)
+		return
+	}
+	rctx, cancel := s.requestContext(0)
+	defer cancel()
+	t, err := s.b.CreateTopic(rctx, meta.Topic{Name: req.Name, Kind: meta.KindWAL, Partitions: 1, Config: req.Config})
+	if err != nil {
+		s.fail(ctx, "create", err)
+		return
+	}
+	s.log.Info("WAL log created", "name", t.Name, "id", t.ID.String())
+	body := append([]byte(`{"name":`), strconv.Quote(t.Name)...)
+	writeJSON(ctx, append(body, '}'))
+}

@@ -1,0 +1,176 @@
+package wal
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/morax-dev/morax/actors"
+)
+
+// Error codes of the WAL API, sent as {"code": ..., "message": ...} with a
+// non-2xx status. The original protocol had only CodeUnexpected; the rest
+// follow its PascalCase style. The table in doc.go lists their statuses.
+const (
+	CodeUnexpected       = "Unexpected"
+	CodeNotFound         = "NotFound"
+	CodeAlreadyExists    = "AlreadyExists"
+	CodeInvalidArgument  = "InvalidArgument"
+	CodeConflict         = "Conflict"
+	CodeOffsetOutOfRange = "OffsetOutOfRange"
+	CodePayloadTooLarge  = "PayloadTooLarge"
+	CodeTooManyRequests  = "TooManyRequests"
+	CodeUnavailable      = "Unavailable"
+	CodeMethodNotAllowed = "MethodNotAllowed"
+	CodePermissionDenied = "PermissionDenied"
+	CodeUnimplemented    = "Unimplemented"
+)
+
+// Errors of this layer that have no broker counterpart.
+var (
+	// errPermissionDenied: the node's configuration forbids the request.
+	errPermissionDenied = errors.New("permission denied")
+	// errUnimplemented: understood, not supported by this node yet.
+	errUnimplemented = errors.New("not implemented")
+	// errClosing: the server is shutting down.
+	errClosing = errors.New("WAL server shutting down")
+)
+
+// apiError is one error response.
+type apiError struct {
+	status  int
+	code    string
+	message string
+	// startOffset and endOffset are the log's bounds when known (Conflict,
+	// OffsetOutOfRange), else -1. Additive fields: the original client
+	// ignores them.
+	startOffset, endOffset int64
+	// internal marks a server-side failure: the message sent is generic and
+	// the cause is logged instead, so storage or database details (hosts,
+	// paths) stay out of client responses.
+	internal bool
+}
+
+func newAPIError(status int, code, message string) apiError {
+	return apiError{status: status, code: code, message: message, startOffset: -1, endOffset: -1}
+}
+
+// classify maps an error to its response. It tests sentinels with
+// errors.Is, never messages.
+func classify(err error) apiError {
+	var ce *actors.ConflictError
+	switch {
+	case errors.As(err, &ce):
+		e := newAPIError(fasthttp.StatusConflict, CodeConflict, err.Error())
+		e.endOffset = ce.End
+		return e
+	case errors.Is(err, actors.ErrConflict):
+		return newAPIError(fasthttp.StatusConflict, CodeConflict, err.Error())
+	case errors.Is(err, actors.ErrUnknownTopic), errors.Is(err, actors.ErrUnknownPartition):
+		return newAPIError(fasthttp.StatusNotFound, CodeNotFound, err.Error())
+	case errors.Is(err, actors.ErrTopicExists):
+		return newAPIError(fasthttp.StatusConflict, CodeAlreadyExists, err.Error())
+	case errors.Is(err, actors.ErrOffsetOutOfRange):
+		e := newAPIError(fasthttp.StatusRequestedRangeNotSatisfiable, CodeOffsetOutOfRange, err.Error())
+		var re *rangeError
+		if errors.As(err, &re) {
+			e.startOffset, e.endOffset = re.start, re.end
+		}
+		return e
+	case errors.Is(err, actors.ErrMessageTooLarge):
+		return newAPIError(fasthttp.StatusRequestEntityTooLarge, CodePayloadTooLarge, err.Error())
+	case errors.Is(err, actors.ErrInvalidArgument), errors.Is(err, actors.ErrInvalidRecord):
+		return newAPIError(fasthttp.StatusBadRequest, CodeInvalidArgument, err.Error())
+	case errors.Is(err, errPermissionDenied):
+		return newAPIError(fasthttp.StatusForbidden, CodePermissionDenied, err.Error())
+	case errors.Is(err, errUnimplemented):
+		return newAPIError(fasthttp.StatusNotImplemented, CodeUnimplemented, err.Error())
+	case errors.Is(err, actors.ErrBackpressure):
+		e := newAPIError(fasthttp.StatusTooManyRequests, CodeTooManyRequests, "the node's buffers are full; retry shortly")
+		e.internal = true
+		return e
+	case errors.Is(err, errClosing), errors.Is(err, actors.ErrShuttingDown):
+		return newAPIError(fasthttp.StatusServiceUnavailable, CodeUnavailable, "the node is shutting down; retry on another node")
+	case errors.Is(err, actors.ErrNotOwner):
+		e := newAPIError(fasthttp.StatusServiceUnavailable, CodeUnavailable, "the log is moving between nodes; retry shortly")
+		e.internal = true
+		return e
+	case errors.Is(err, actors.ErrStorage):
+		e := newAPIError(fasthttp.StatusServiceUnavailable, CodeUnavailable, "storage unavailable; nothing was acknowledged, retry")
+		e.internal = true
+		return e
+	case errors.Is(err, context.DeadlineExceeded):
+		e := newAPIError(fasthttp.StatusServiceUnavailable, CodeUnavailable, "the request timed out on the node; retry")
+		e.internal = true
+		return e
+	case errors.Is(err, context.Canceled):
+		return newAPIError(fasthttp.StatusServiceUnavailable, CodeUnavailable, "the request was canceled on the node; retry")
+	}
+	e := newAPIError(fasthttp.StatusInternalServerError, CodeUnexpected, "unexpected error; the node's log has details")
+	e.internal = true
+	return e
+}
+
+// appendErrorJSON appends e's JSON body: code and message first, as the
+// original protocol had them, then the additive offset fields.
+func appendErrorJSON(dst []byte, e apiError) []byte {
+	dst = append(dst, `{"code":`...)
+	dst = strconv.AppendQuote(dst, e.code)
+	dst = append(dst, `,"message":`...)
+	dst = appendJSONString(dst, e.message)
+	if e.startOffset >= 0 {
+		dst = append(dst, `,"start_offset":`...)
+		dst = strconv.AppendInt(dst, e.startOffset, 10)
+	}
+	if e.endOffset >= 0 {
+		dst = append(dst, `,"end_offset":`...)
+		dst = strconv.AppendInt(dst, e.endOffset, 10)
+	}
+	return append(dst, '}')
+}
+
+// writeError sends e.
+func writeError(ctx *fasthttp.RequestCtx, e apiError) {
+	ctx.Response.Reset()
+	ctx.SetStatusCode(e.status)
+	ctx.SetContentType(contentTypeJSON)
+	if e.status == fasthttp.StatusTooManyRequests || e.status == fasthttp.StatusServiceUnavailable {
+		ctx.Response.Header.Set("Retry-After", "1")
+	}
+	ctx.SetBody(appendErrorJSON(nil, e))
+}
+
+// fail answers the request with the error err maps to, logging server-side
+// failures with their cause (never the request body: it may hold
+// credentials).
+func (s *Server) fail(ctx *fasthttp.RequestCtx, op string, err error) {
+	e := classify(err)
+	switch {
+	case e.internal && e.status >= 500:
+		s.log.Warn("WAL request failed", "op", op, "status", e.status, "err", err)
+	case e.internal:
+		s.log.Debug("WAL request refused", "op", op, "status", e.status, "err", err)
+	}
+	writeError(ctx, e)
+}
+
+// errorHandler answers requests fasthttp rejects before a handler runs:
+// bodies over the limit, malformed HTTP, timeouts.
+func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		writeError(ctx, newAPIError(fasthttp.StatusRequestEntityTooLarge, CodePayloadTooLarge,
+			"request body exceeds the node's limit of "+strconv.Itoa(s.cfg.MaxBodyBytes)+" bytes"))
+	case errors.As(err, &small):
+		writeError(ctx, newAPIError(fasthttp.StatusRequestHeaderFieldsTooLarge, CodeInvalidArgument, "request headers too large"))
+	case errors.As(err, &ne) && ne.Timeout():
+		writeError(ctx, newAPIError(fasthttp.StatusRequestTimeout, CodeInvalidArgument, "timed out reading the request"))
+	default:
+		writeError(ctx, newAPIError(fasthttp.StatusBadRequest, CodeInvalidArgument, "malformed HTTP request"))
+	}
+}

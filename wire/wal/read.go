@@ -1,0 +1,203 @@
+package wal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/morax-dev/morax/actors"
+	"github.com/morax-dev/morax/persistence/meta"
+	"github.com/morax-dev/morax/persistence/segment"
+)
+
+// maxFetchesPerRead bounds the fetches one read makes to fill its answer
+// (a fetch may return less than asked: batch boundaries, control batches).
+const maxFetchesPerRead = 16
+
+// minFetchBytes is the least a read asks one fetch for. The reader's own
+// limits count entry bytes and it stops at them itself; asking for a little
+// more than the entries left saves a round trip when batch headers and
+// record framing make batches larger than their entries.
+const minFetchBytes = 64 << 10
+
+// handleRead serves POST /v1/read.
+func (s *Server) handleRead(ctx *fasthttp.RequestCtx) {
+	req, err := decodeRead(ctx.PostBody())
+	if err != nil {
+		s.fail(ctx, "read", err)
+		return
+	}
+	wait := s.cfg.MaxWait
+	if req.WaitMs < int64(wait/time.Millisecond) {
+		wait = time.Duration(req.WaitMs) * time.Millisecond
+	}
+	rctx, cancel := s.requestContext(wait)
+	defer cancel()
+	t, err := s.topic(rctx, req.Name)
+	if err != nil {
+		s.fail(ctx, "read", err)
+		return
+	}
+	maxBytes := req.MaxBytes
+	if maxBytes == 0 {
+		maxBytes = DefaultReadBytes
+	}
+	maxBytes = min(maxBytes, max(s.cfg.MaxBodyBytes, DefaultReadBytes))
+	maxEntries := req.MaxEntries
+	if maxEntries == 0 {
+		maxEntries = 1<<31 - 1
+	}
+	body := make([]byte, 0, 256)
+	body = append(body, `{"entries":[`...)
+	r := reader{s: s, t: t, p: req.Partition, next: req.Offset, maxEntries: maxEntries, maxBytes: maxBytes, out: body}
+	if err := r.read(rctx, wait); err != nil {
+		s.fail(ctx, "read", s.withBounds(rctx, t, req.Partition, err))
+		return
+	}
+	body = append(r.out, `],"end_offset":`...)
+	body = strconv.AppendInt(body, r.end, 10)
+	writeJSON(ctx, append(body, '}'))
+}
+
+// reader collects the entries of one read, encoded as JSON array elements.
+type reader struct {
+	s    *Server
+	t    meta.Topic
+	p    int32
+	next int64 // offset of the next entry wanted
+	// maxEntries and maxBytes bound the answer, except that the first entry
+	// is returned whatever its size, so a reader can never get stuck.
+	maxEntries, maxBytes int
+	n, bytes             int
+	stopped              bool  // the next entry did not fit
+	end                  int64 // the log's end (high watermark) as last fetched
+	out                  []byte
+	recs                 []segment.Record
+}
+
+// full reports whether the answer has reached a limit.
+func (r *reader) full() bool { return r.stopped || r.n >= r.maxEntries || r.bytes >= r.maxBytes }
+
+// read fetches until the limits are reached or the log's end. Only the
+// first fetch may park (wait), and only if the read starts at the end.
+func (r *reader) read(ctx context.Context, wait time.Duration) error {
+	for i := range maxFetchesPerRead {
+		f := actors.Fetch{Offset: r.next, MaxBytes: max(r.maxBytes-r.bytes, minFetchBytes)}
+		if i == 0 {
+			f.MaxWait = wait
+		}
+		fr, err := r.s.b.FetchWait(ctx, r.t, r.p, f)
+		if err == nil {
+			err = fr.Err
+		}
+		if err != nil {
+			if i > 0 {
+				return nil // answer with what the earlier fetches found
+			}
+			return err
+		}
+		r.end = fr.HighWatermark
+		before := r.next
+		if err := r.add(fr.Batches); err != nil {
+			if r.n > 0 {
+				return nil
+			}
+			return err
+		}
+		if r.full() || r.next >= r.end || len(fr.Batches) == 0 || r.next == before {
+			return nil
+		}
+	}
+	return nil
+}
+
+// add appends the records of batches at or after r.next, until full.
+func (r *reader) add(batches []byte) error {
+	return eachRecord(batches, r.next, &r.recs, func(rec *segment.Record) bool {
+		if r.n >= r.maxEntries || (r.n > 0 && r.bytes+len(rec.Value)+len(rec.Key) > r.maxBytes) {
+			r.stopped = true
+			return false
+		}
+		if r.n > 0 {
+			r.out = append(r.out, ',')
+		}
+		r.out = appendEntryJSON(r.out, rec)
+		r.n++
+		r.bytes += len(rec.Value) + len(rec.Key)
+		r.next = rec.Offset + 1
+		return true
+	}, func(end int64) {
+		// A batch with nothing for the reader (control batches, records
+		// below the offset) still moves the read past it.
+		if !r.full() {
+			r.next = max(r.next, end)
+		}
+	})
+}
+
+// eachRecord calls fn for every data record of the concatenated batches
+// whose offset is at least from, in order, until fn returns false. skipped
+// is called with the end offset of every batch fn saw the end of, so the
+// caller can move past batches without data records (Kafka transaction
+// markers). recs is scratch space reused across calls.
+func eachRecord(batches []byte, from int64, recs *[]segment.Record, fn func(*segment.Record) bool, skipped func(end int64)) error {
+	for len(batches) > 0 {
+		h, err := segment.ParseHeader(batches)
+		if err != nil {
+			return fmt.Errorf("stored batch: %w", err)
+		}
+		size := h.Size()
+		if size > len(batches) || size < segment.HeaderSize {
+			return fmt.Errorf("stored batch of %d bytes, %d left: %w", size, len(batches), segment.ErrTruncated)
+		}
+		batch := batches[:size]
+		batches = batches[size:]
+		end := h.LastOffset() + 1
+		if h.Control() || end <= from {
+			skipped(end)
+			continue
+		}
+		*recs, err = segment.AppendRecords((*recs)[:0], batch)
+		if err != nil {
+			return fmt.Errorf("stored batch at offset %d: %w", h.BaseOffset, err)
+		}
+		for i := range *recs {
+			rec := &(*recs)[i]
+			if rec.Offset < from {
+				continue
+			}
+			if !fn(rec) {
+				return nil
+			}
+		}
+		skipped(end)
+	}
+	return nil
+}
+
+// withBounds adds the log's start and end to an OffsetOutOfRange error, so
+// the client can tell where to read instead.
+func (s *Server) withBounds(ctx context.Context, t meta.Topic, p int32, err error) error {
+	if !errors.Is(err, actors.ErrOffsetOutOfRange) {
+		return err
+	}
+	st, derr := s.b.DescribeWait(ctx, t, p)
+	if derr != nil || st.Err != nil {
+		return err
+	}
+	return &rangeError{err: err, start: st.LogStartOffset, end: st.HighWatermark}
+}
+
+// rangeError is an OffsetOutOfRange with the log's bounds.
+type rangeError struct {
+	err        error
+	start, end int64
+}
+
+func (e *rangeError) Error() string { return e.err.Error() }
+
+func (e *rangeError) Unwrap() error { return e.err }
