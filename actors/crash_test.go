@@ -85,7 +85,7 @@ func crashChild() int {
 	}
 	opts := testOptions("crash-node")
 	opts.Metrics = nil
-	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	b, err := actors.New(opts, slowCommits{Store: store, delay: 3 * time.Millisecond}, objects)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "crash child:", err)

@@ -270,7 +270,9 @@ func gather[R any](g *Groups, groups []string, failed func(string, error) R, sen
 // Describe handles DescribeGroups: one description per group, in order.
 func (g *Groups) Describe(groups []string, reply func([]GroupDescription)) {
 	gather(g, groups,
-		func(name string, err error) GroupDescription { return GroupDescription{Group: name, Err: err, State: GroupDead} },
+		func(name string, err error) GroupDescription {
+			return GroupDescription{Group: name, Err: err, State: GroupDead}
+		},
 		func(name string, one func(GroupDescription)) { g.route(name, &describeMsg{group: name, reply: one}) },
 	)(reply)
 }

@@ -700,3 +700,38 @@ func TestGroupCloseAnswersParked(t *testing.T) {
 	mustErr(t, "parked join at close", wait(t, chB, "parked join").Err, actors.ErrNotCoordinator)
 	mustErr(t, "heartbeat after close", e.heartbeat("g", a, "", 1), actors.ErrCoordinatorNotAvailable)
 }
+
+func TestGroupIdleActorsStopAndReload(t *testing.T) {
+	o := fastGroupOptions()
+	o.IdleTimeout = 5 * time.Millisecond
+	e := newGroupEnv(t, o)
+	// Requests keep arriving while idle actors stop: none may be lost and
+	// each sees the commits answered before it.
+	for i := range 60 {
+		c := e.commit(actors.CommitRequest{Group: "idle", Generation: -1, Offsets: []meta.OffsetCommit{{Topic: "t", Offset: int64(i)}}})
+		mustOK(t, "commit", c.Err)
+		if i%3 == 0 {
+			time.Sleep(time.Duration(i%4) * 5 * time.Millisecond)
+		}
+		f := e.fetch("idle", nil)
+		if f.Err != nil || len(f.Offsets) != 1 || f.Offsets[0].Offset != int64(i) {
+			t.Fatalf("fetch %d: %+v", i, f)
+		}
+	}
+	if d := e.describe("idle")[0]; d.Err != nil || d.State != actors.GroupEmpty {
+		t.Fatalf("describe after reloads %+v", d)
+	}
+}
+
+func TestGroupPendingBytesBound(t *testing.T) {
+	o := fastGroupOptions()
+	o.MaxPendingBytes = 1024
+	e := newGroupEnv(t, o)
+	big := consumerJoin("g", "", "c", "t")
+	big.Protocols[0].Metadata = make([]byte, 4096)
+	// The first request over the limit is let through when nothing else
+	// is held, so park one join first.
+	_, parked := e.joinNew(consumerJoin("g", "", "a", "t"))
+	_ = parked
+	mustErr(t, "join past the byte bound", e.join(big).Err, actors.ErrCoordinatorNotAvailable)
+}

@@ -260,6 +260,10 @@ func (op *fetchOp) collect(ch chan fetchReply, n int, deadline time.Time) {
 			}
 		case <-timeout:
 			return
+		case <-op.rc.closing:
+			if !deadline.IsZero() {
+				return // answer what we have: the server is going away
+			}
 		case <-op.rc.ctx.Done():
 			return
 		}

@@ -86,6 +86,10 @@ type (
 	readerStopped struct {
 		total uint64
 		err   error
+		// peerGone means the client hung up (or the socket failed): the
+		// responses owed can no longer be delivered, so they are dropped
+		// and the connection closes at once, as Kafka does.
+		peerGone bool
 	}
 	// drainExpired says a bad connection took too long to drain.
 	drainExpired struct{}
@@ -158,13 +162,14 @@ func (c *conn) stopping() bool {
 func (c *conn) readLoop() {
 	var seq uint64
 	var stopErr error
+	peerGone := false
 	defer func() {
 		if p := recover(); p != nil {
 			c.log.Error("kafka request handler panicked; closing connection", "panic", p)
 			stopErr = fmt.Errorf("handler panic: %v", p)
 			c.abort()
 		}
-		c.send(&readerStopped{total: seq, err: stopErr})
+		c.send(&readerStopped{total: seq, err: stopErr, peerGone: peerGone})
 	}()
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	idle := c.s.cfg.IdleTimeout
@@ -190,6 +195,7 @@ func (c *conn) readLoop() {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				c.log.Debug("kafka connection read failed", "err", err)
 			}
+			peerGone = true
 			return
 		}
 		// The whole frame must arrive within one more idle period.
@@ -198,8 +204,11 @@ func (c *conn) readLoop() {
 		if err != nil {
 			if errors.Is(err, errFrameTooLarge) || errors.Is(err, errBadFrame) {
 				stopErr = c.protocolError("frame", err)
-			} else if !c.stopping() && !errors.Is(err, net.ErrClosed) {
-				c.log.Debug("kafka connection read failed mid-frame", "err", err)
+			} else if !c.stopping() {
+				if !errors.Is(err, net.ErrClosed) {
+					c.log.Debug("kafka connection read failed mid-frame", "err", err)
+				}
+				peerGone = true
 			}
 			return
 		}
@@ -258,6 +267,7 @@ func (c *conn) dispatch(seq uint64, hdr requestHeader, req kmsg.Request, receive
 		conn:          c.id,
 		received:      received,
 		log:           c.log,
+		closing:       c.stopRead,
 		drain:         c.drain,
 		abort:         c.abort,
 	}
@@ -367,6 +377,10 @@ func (a *connActor) Receive(ctx actor.Context) {
 		a.maybeClose()
 	case *readerStopped:
 		a.readerDone, a.total = true, m.total
+		if m.peerGone {
+			a.closeOut()
+			return
+		}
 		if m.err != nil && a.next < a.total {
 			a.drainTimer = time.AfterFunc(protocolErrorDrain, func() { a.c.send(drainExpired{}) })
 		}

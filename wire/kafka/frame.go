@@ -41,6 +41,12 @@ const frameChunk = 1 << 20
 // readFrame reads one size-prefixed frame from r. It allocates as bytes
 // arrive, up to limit.
 func readFrame(r *bufio.Reader, limit int32) ([]byte, error) {
+	return readFrameChunked(r, limit, frameChunk)
+}
+
+// readFrameChunked is readFrame with frames above chunk bytes read into a
+// growing buffer (a parameter so tests reach that path with small inputs).
+func readFrameChunked(r *bufio.Reader, limit int32, chunk int32) ([]byte, error) {
 	var sz [4]byte
 	if _, err := io.ReadFull(r, sz[:]); err != nil {
 		return nil, err
@@ -52,7 +58,7 @@ func readFrame(r *bufio.Reader, limit int32) ([]byte, error) {
 	case size > limit:
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", errFrameTooLarge, size, limit)
 	}
-	if size <= frameChunk {
+	if size <= chunk {
 		frame := make([]byte, size)
 		if _, err := io.ReadFull(r, frame); err != nil {
 			return nil, noEOF(err)
@@ -60,7 +66,7 @@ func readFrame(r *bufio.Reader, limit int32) ([]byte, error) {
 		return frame, nil
 	}
 	var b bytes.Buffer
-	b.Grow(frameChunk)
+	b.Grow(int(chunk))
 	n, err := b.ReadFrom(io.LimitReader(r, int64(size)))
 	if err != nil {
 		return nil, err

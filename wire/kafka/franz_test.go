@@ -299,8 +299,10 @@ func testIdempotent(t *testing.T, n *kafkatest.Node, admin *kgo.Client) {
 	// A transactional id is refused: transactions are not served.
 	txn := kmsg.NewPtrInitProducerIDRequest()
 	txn.TransactionalID = kmsg.StringPtr("txn")
-	if resp, err := txn.RequestWith(ctxT(t), admin); err != nil || resp.ErrorCode != kerr.InvalidRequest.Code {
-		t.Fatalf("transactional InitProducerID: %v, code %d", err, resp.ErrorCode)
+	// Straight to the broker: kgo would first look for a transaction
+	// coordinator.
+	if resp, err := txn.RequestWith(ctxT(t), admin.Broker(brokerID)); err != nil || resp.ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("transactional InitProducerID: %v, %+v", err, resp)
 	}
 }
 

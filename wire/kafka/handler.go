@@ -44,6 +44,10 @@ type requestContext struct {
 	received time.Time
 	// log is the connection's logger.
 	log *slog.Logger
+	// closing is closed when the connection stops reading requests (server
+	// shutdown, or a drain): a handler waiting only to fill a response
+	// (a parked fetch) should answer with what it has.
+	closing <-chan struct{}
 	// drain stops reading requests on the connection and closes it once the
 	// responses owed are written (Kafka closes an acks=0 producer's
 	// connection on error, so that it refreshes its metadata).

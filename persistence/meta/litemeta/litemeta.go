@@ -7,6 +7,10 @@
 // serialized and each check-then-write (the lease and offset checks of
 // CommitFlush, the lease upsert) is atomic. Reads use a separate pool of
 // read-only connections, which WAL mode lets run alongside the writer.
+//
+// Flush commits from many partitions are group-committed (see CommitFlush)
+// so they share an fsync, the way PostgreSQL's own group commit lets
+// concurrent pgmeta commits share one.
 package litemeta
 
 import (
@@ -17,6 +21,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	sqlite "modernc.org/sqlite"
@@ -55,6 +60,15 @@ type Store struct {
 	// The CommitFlush statements, prepared once on the writer connection
 	// since they run on every flush.
 	advance, insertSegment, upsertProducer *sql.Stmt
+	savepoint, rollbackTo, release         *sql.Stmt
+
+	// Group commit (see CommitFlush): callers hand their commit to the
+	// committer goroutine through commits.
+	commits       chan *commitReq
+	stop          chan struct{} // closed by Close
+	committerDone chan struct{} // closed when the committer has exited
+	closeOnce     sync.Once
+	closeErr      error
 }
 
 var _ meta.Store = (*Store)(nil)
@@ -76,9 +90,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w}
+	s := &Store{w: w, commits: make(chan *commitReq), stop: make(chan struct{}), committerDone: make(chan struct{})}
+	go s.committer()
 	if err := s.migrate(ctx); err != nil {
-		_ = w.Close()
+		_ = s.Close()
 		return nil, fmt.Errorf("litemeta: open %s: %w", path, err)
 	}
 	if err := s.prepare(ctx); err != nil {
@@ -155,25 +170,40 @@ func (s *Store) prepare(ctx context.Context) error {
 	if s.upsertProducer, err = s.w.PrepareContext(ctx, qCommitProducer); err != nil {
 		return fmt.Errorf("prepare commit: %w", err)
 	}
+	if s.savepoint, err = s.w.PrepareContext(ctx, `SAVEPOINT commit_flush`); err != nil {
+		return fmt.Errorf("prepare commit: %w", err)
+	}
+	if s.rollbackTo, err = s.w.PrepareContext(ctx, `ROLLBACK TO commit_flush`); err != nil {
+		return fmt.Errorf("prepare commit: %w", err)
+	}
+	if s.release, err = s.w.PrepareContext(ctx, `RELEASE commit_flush`); err != nil {
+		return fmt.Errorf("prepare commit: %w", err)
+	}
 	return nil
 }
 
-// Close closes the statements and both connection pools.
+// Close stops the committer (commits it has already taken are finished and
+// answered; later ones fail), then closes the statements and both
+// connection pools. Calling it again returns the first call's result.
 func (s *Store) Close() error {
-	var errs []error
-	for _, st := range []*sql.Stmt{s.advance, s.insertSegment, s.upsertProducer} {
-		if st != nil {
-			errs = append(errs, st.Close())
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.committerDone
+		var errs []error
+		for _, st := range []*sql.Stmt{s.advance, s.insertSegment, s.upsertProducer, s.savepoint, s.rollbackTo, s.release} {
+			if st != nil {
+				errs = append(errs, st.Close())
+			}
 		}
-	}
-	if s.r != nil {
-		errs = append(errs, s.r.Close())
-	}
-	errs = append(errs, s.w.Close())
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("litemeta: close: %w", err)
-	}
-	return nil
+		if s.r != nil {
+			errs = append(errs, s.r.Close())
+		}
+		errs = append(errs, s.w.Close())
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("litemeta: close: %w", err)
+		}
+	})
+	return s.closeErr
 }
 
 // write runs fn in a write transaction. now is read after BEGIN IMMEDIATE

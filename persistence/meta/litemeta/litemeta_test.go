@@ -116,6 +116,31 @@ func TestOpenBadPath(t *testing.T) {
 	}
 }
 
+// TestCommitAfterClose fails cleanly instead of hanging on the stopped
+// committer.
+func TestCommitAfterClose(t *testing.T) {
+	ctx := context.Background()
+	s, err := litemeta.Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, err := s.CreateTopic(ctx, meta.Topic{Name: "t", Kind: meta.KindKafka, Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	err = s.CommitFlush(ctx, meta.FlushCommit{LeaseEpoch: 1, Owner: "n1", Segment: meta.Segment{
+		TopicID: tp.ID, BaseOffset: 0, EndOffset: 1, ObjectKey: "k"}})
+	if err == nil {
+		t.Fatal("commit after close succeeded")
+	}
+}
+
 func BenchmarkCommitFlush(b *testing.B) {
 	metatest.BenchCommitFlush(b, func(b *testing.B) meta.Store { return open(b) })
 }

@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"CommitFlushFenced", testCommitFenced},
 		{"CommitFlushExpiredLease", testCommitExpiredLease},
 		{"CommitFlushInvalid", testCommitInvalid},
+		{"CommitFlushCanceled", testCommitCanceled},
 		{"CommitFlushRace", testCommitRace},
 		{"CommitFlushDenseChain", testCommitDenseChain},
 		{"CommitFlushTakeover", testCommitTakeover},
@@ -876,6 +877,23 @@ func testCommitInvalid(t *testing.T, s meta.Store) {
 	}
 }
 
+// testCommitCanceled: a commit whose context is already done is refused
+// and leaves nothing behind, so a caller that gave up before calling can
+// retry safely.
+func testCommitCanceled(t *testing.T, s meta.Store) {
+	tp := createTopic(t, s, "t", 1)
+	l := acquire(t, s, tp.ID, 0, "n1", longTTL)
+	before := partition(t, s, tp.ID, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	c := refused(commit(tp.ID, 0, l, 0, 5))
+	if err := s.CommitFlush(ctx, c); !errors.Is(err, context.Canceled) {
+		t.Fatalf("commit with a canceled context: %v", err)
+	}
+	nothingWritten(t, s, c, before, 0)
+	must(t, s.CommitFlush(ctxFor(t), commit(tp.ID, 0, l, 0, 5)), "commit after the canceled one")
+}
+
 // testCommitRace has many writers, all holding the lease (a bug the store
 // must survive), commit the same offset at once: exactly one wins.
 func testCommitRace(t *testing.T, s meta.Store) {
@@ -972,14 +990,20 @@ func testCommitDenseChain(t *testing.T, s meta.Store) {
 func testCommitTakeover(t *testing.T, s meta.Store) {
 	ctx := ctxFor(t)
 	tp := createTopic(t, s, "t", 1)
-	const ttl = 400 * time.Millisecond
-	l1 := acquire(t, s, tp.ID, 0, "n1", ttl)
+	// The old owner commits once under a long lease, then shortens it with
+	// a renewal, so the test does not depend on how fast the first commit
+	// is under load.
+	l1 := acquire(t, s, tp.ID, 0, "n1", longTTL)
+	must(t, s.CommitFlush(ctx, commit(tp.ID, 0, l1, 0, 2)), "first commit")
+	_, err := s.RenewLease(ctx, meta.PartitionResource(tp.ID, 0), "n1", l1.Epoch, 500*time.Millisecond)
+	must(t, err, "shorten the lease")
 
 	var (
 		wg      sync.WaitGroup
 		fenced  atomic.Bool
 		commits atomic.Int32
 	)
+	commits.Add(1)
 	stop := make(chan struct{})
 	wg.Go(func() {
 		for {
@@ -1043,9 +1067,6 @@ func testCommitTakeover(t *testing.T, s meta.Store) {
 		if sg.Epoch == l2.Epoch && sg.BaseOffset < frontier {
 			t.Fatalf("new owner's segment [%d, %d) is below the frontier %d", sg.BaseOffset, sg.EndOffset, frontier)
 		}
-	}
-	if commits.Load() == 0 {
-		t.Fatal("the old owner never committed; the test proved nothing")
 	}
 	t.Logf("old owner committed %d times before the takeover at offset %d", commits.Load(), frontier)
 }
@@ -1458,7 +1479,7 @@ func testNodes(t *testing.T, s meta.Store) {
 
 func testNodesExpire(t *testing.T, s meta.Store) {
 	ctx := ctxFor(t)
-	const within = time.Second
+	const within = 2 * time.Second
 	live := func() []string {
 		t.Helper()
 		ns, err := s.LiveNodes(ctx, within)

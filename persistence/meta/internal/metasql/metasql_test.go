@@ -3,7 +3,6 @@ package metasql
 import (
 	"errors"
 	"slices"
-	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -126,7 +125,7 @@ func TestLoadMigrations(t *testing.T) {
 	if err != nil || len(pending) != 1 || pending[0].Version != 2 {
 		t.Fatalf("Pending: %+v, %v", pending, err)
 	}
-	if _, err := Pending(ms, []int{1, 2, 3}); err == nil || !strings.Contains(err.Error(), "3") {
+	if _, err := Pending(ms, []int{1, 2, 3}); err == nil {
 		t.Fatalf("Pending with a newer schema: %v", err)
 	}
 	for name, fs := range map[string]fstest.MapFS{
