@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildMorax compiles the binary once per test into a temp dir.
+func buildMorax(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "morax")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// freePort returns a loopback address with a port nobody listens on now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestStartEmbeddedAndStop runs `morax start` with no config file: it must
+// answer health on the WAL port, accept TCP on the Kafka port, and exit 0
+// within 10 s of SIGTERM.
+func TestStartEmbeddedAndStop(t *testing.T) {
+	bin := buildMorax(t)
+	kafkaAddr, walAddr := freePort(t), freePort(t)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "start", "--data-dir", filepath.Join(dir, "data"))
+	cmd.Env = append(os.Environ(),
+		"MORAX_SERVER_KAFKA_BROKER_LISTEN_ADDR="+kafkaAddr,
+		"MORAX_SERVER_WAL_BROKER_LISTEN_ADDR="+walAddr)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + walAddr + "/v1/health")
+		if err == nil {
+			body := new(bytes.Buffer)
+			_, _ = body.ReadFrom(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || body.String() != "OK" {
+				t.Fatalf("health: %d %q", resp.StatusCode, body.String())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node never answered health: %v\nlogs:\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c, err := net.DialTimeout("tcp", kafkaAddr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("kafka port: %v", err)
+	}
+	c.Close()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\nlogs:\n%s", err, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10s after SIGTERM\nlogs:\n%s", logs.String())
+	}
+	for _, want := range []string{"backends ready", "morax node started", "stopped"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("logs lack %q:\n%s", want, logs.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "meta.db")); err != nil {
+		t.Errorf("embedded metadata not under the data dir: %v", err)
+	}
+}
+
+// TestStartRejectsBadConfig gives a config with three mistakes: all three
+// are printed with their key paths, and the node exits non-zero without
+// binding its ports.
+func TestStartRejectsBadConfig(t *testing.T) {
+	bin := buildMorax(t)
+	kafkaAddr := freePort(t)
+	file := filepath.Join(t.TempDir(), "bad.toml")
+	conf := fmt.Sprintf(`
+[server.kafka_broker]
+listen_addr = %q
+[storage]
+scheme = "ftp"
+[partition]
+flush_bytes = -1
+[telemetry.log]
+level = "loud"
+`, kafkaAddr)
+	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "start", "--config-file", file, "--data-dir", t.TempDir())
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+		t.Fatalf("want a non-zero exit, got %v\n%s", err, out)
+	}
+	for _, path := range []string{"storage.scheme", "partition.flush_bytes", "telemetry.log.level"} {
+		if !strings.Contains(string(out), path) {
+			t.Errorf("output does not name %s:\n%s", path, out)
+		}
+	}
+	// Nothing was bound: the Kafka port is still free.
+	l, err := net.Listen("tcp", kafkaAddr)
+	if err != nil {
+		t.Fatalf("kafka port was bound by a node that should not have started: %v", err)
+	}
+	l.Close()
+}
+
+func TestVersion(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"version"}, nil, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "morax ") {
+		t.Fatalf("version: %d %q %q", code, out.String(), errOut.String())
+	}
+	if code := run([]string{"bogus"}, nil, &out, &errOut); code != 2 {
+		t.Fatalf("unknown command exit %d", code)
+	}
+}
