@@ -109,4 +109,3 @@ func BenchmarkRawPut(b *testing.B) {
 		})
 	}
 }
-

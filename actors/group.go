@@ -98,6 +98,10 @@ type (
 	joinDeadline struct{ seq uint64 }
 	// syncDeadline removes members that did not sync in rebalance seq.
 	syncDeadline struct{ seq uint64 }
+	// idleCheck asks whether the actor has been idle since it had seen
+	// routed requests. (protoactor's receive timeout races with the
+	// mailbox, so the actor keeps its own timer.)
+	idleCheck struct{ routed uint64 }
 )
 
 // groupIO is one metadata store operation of a group. A group runs them
@@ -210,6 +214,9 @@ type groupActor struct {
 
 	io     []*groupIO
 	ioBusy bool
+
+	// idleTimer is armed while the actor may become idle; see idleCheck.
+	idleTimer *time.Timer
 }
 
 func newGroupActor(gs *Groups, name string) *groupActor {
@@ -235,17 +242,23 @@ func (g *groupActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		g.self = ctx.Self()
-		ctx.SetReceiveTimeout(g.gs.opts.IdleTimeout)
+		g.armIdle()
 		g.load()
 	case *actor.Stopping:
 		g.stopTimers()
-	case *actor.ReceiveTimeout:
-		ctx.SetReceiveTimeout(g.gs.opts.IdleTimeout)
-		if g.idle() {
-			g.quiet()
+		if g.idleTimer != nil {
+			g.idleTimer.Stop()
 		}
+	case *idleCheck:
+		g.idleTimer = nil
+		if g.stopErr == nil && g.routed == m.routed && g.idle() {
+			g.quiet() // the manager stops it unless requests are on their way
+			return
+		}
+		g.armIdle()
 	case groupRequest:
 		g.routed++
+		g.armIdle()
 		g.request(m)
 	case *stopGroup:
 		g.stop(m.err)
@@ -293,7 +306,7 @@ func (g *groupActor) Receive(ctx actor.Context) {
 		if m.seq != g.rebalanceSeq || (g.state != GroupCompletingRebalance && g.state != GroupStable) || len(g.pendingSync) == 0 {
 			return
 		}
-		for _, id := range g.order {
+		for _, id := range slices.Clone(g.order) {
 			if g.pendingSync[id] {
 				g.gs.b.Options().Logger.Info("group member did not sync in time", "group", g.name, "member", id)
 				g.removeMember(g.members[id], ErrRebalanceInProgress)
@@ -478,6 +491,13 @@ func (g *groupActor) stopTimers() {
 func (g *groupActor) idle() bool {
 	return len(g.members) == 0 && len(g.pending) == 0 && len(g.stash) == 0 &&
 		!g.ioBusy && len(g.io) == 0 && !g.blocked && g.state == GroupEmpty
+}
+
+// armIdle starts the idle timer unless it runs.
+func (g *groupActor) armIdle() {
+	if g.idleTimer == nil {
+		g.idleTimer = g.after(g.gs.opts.IdleTimeout, &idleCheck{routed: g.routed})
+	}
 }
 
 // quiet tells the manager that every request it routed here is handled.

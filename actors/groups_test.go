@@ -735,3 +735,42 @@ func TestGroupPendingBytesBound(t *testing.T) {
 	_ = parked
 	mustErr(t, "join past the byte bound", e.join(big).Err, actors.ErrCoordinatorNotAvailable)
 }
+
+func TestGroupMembersThatDoNotSyncAreRemoved(t *testing.T) {
+	e := newGroupEnv(t, fastGroupOptions())
+	short := func(client, member string) actors.JoinRequest {
+		r := consumerJoin("g", member, client, "t")
+		r.RequireKnownMemberID = false
+		r.SessionTimeout, r.RebalanceTimeout = 5*time.Second, 300*time.Millisecond
+		return r
+	}
+	a := e.join(short("a", ""))
+	mustOK(t, "join a", a.Err)
+	// b and c join; a rejoins; all three are in generation 2.
+	chB, chC := e.joinAsync(short("b", "")), e.joinAsync(short("c", ""))
+	ja := e.join(short("a", a.MemberID))
+	jb, jc := wait(t, chB, "join b"), wait(t, chC, "join c")
+	if ja.Err != nil || jb.Err != nil || jc.Err != nil || ja.Generation != 2 || len(ja.Members) != 3 {
+		t.Fatalf("generation 2: %+v %+v %+v", ja, jb, jc)
+	}
+	// Only the leader syncs: the followers are dropped after the
+	// rebalance timeout and the leader is told to rejoin.
+	mustOK(t, "leader sync", e.sync(actors.SyncRequest{Group: "g", MemberID: a.MemberID, Generation: 2}).Err)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := e.heartbeat("g", a.MemberID, "", 2)
+		if errors.Is(err, actors.ErrRebalanceInProgress) {
+			break
+		}
+		mustOK(t, "leader heartbeat", err)
+		if time.Now().After(deadline) {
+			t.Fatal("followers that never synced were not removed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	mustErr(t, "b heartbeat", e.heartbeat("g", jb.MemberID, "", 2), actors.ErrUnknownMemberID)
+	mustErr(t, "c heartbeat", e.heartbeat("g", jc.MemberID, "", 2), actors.ErrUnknownMemberID)
+	if j := e.join(short("a", a.MemberID)); j.Err != nil || j.Generation != 3 || len(j.Members) != 1 {
+		t.Fatalf("rejoin alone %+v", j)
+	}
+}

@@ -55,12 +55,11 @@ type (
 		lease meta.Lease
 		err   error
 	}
-	parkExpired    struct{ r *parkedReader }
-	logStartMoved  struct{ start, bytes int64 }
-	drain          struct{}
-	leaseReleased  struct{}
-	stopNow        struct{ err error }
-	retentionApply struct{}
+	parkExpired   struct{ r *parkedReader }
+	logStartMoved struct{ start, bytes int64 }
+	drain         struct{}
+	leaseReleased struct{}
+	stopNow       struct{ err error }
 )
 
 // maxStash bounds the requests a starting or recovering partition holds.
@@ -128,7 +127,6 @@ type dupWaiter struct {
 
 // flush is one sealed segment on its way to object storage and metadata.
 type flush struct {
-	seq       uint64
 	key       string
 	data      []byte
 	index     []segment.IndexEntry

@@ -12,7 +12,7 @@ import (
 	"github.com/morax-dev/morax/persistence/meta"
 )
 
-// CreateTopics: v2-7
+// CreateTopics: v0-7
 //
 // Behavior:
 //   - Names are checked as Kafka checks them (INVALID_TOPIC_EXCEPTION); a
@@ -31,13 +31,15 @@ import (
 //     nothing.
 //
 // Version notes:
-//   - v0-1 are not served (Kafka 4 dropped them); v1 added ValidateOnly.
+//   - v0-1 are served although Kafka 4 dropped them: kafka-go's Conn still
+//     sends them, and they differ from v2 only in fields left out.
+//   - v1: ValidateOnly, ErrorMessage
 //   - v2: ThrottleMillis
 //   - v4: NumPartitions and ReplicationFactor may be -1
 //   - v5: flexible; the response carries the partition count, replication
 //     factor and configs of the created topic
 //   - v7: TopicID
-var createTopicsHandler = apiHandler{key: int16(kmsg.CreateTopics), minVersion: 2, maxVersion: 7, handle: handleCreateTopics}
+var createTopicsHandler = apiHandler{key: int16(kmsg.CreateTopics), minVersion: 0, maxVersion: 7, handle: handleCreateTopics}
 
 func handleCreateTopics(s *Server, rc *requestContext, kreq kmsg.Request, respond func(kmsg.Response)) {
 	req := kreq.(*kmsg.CreateTopicsRequest)

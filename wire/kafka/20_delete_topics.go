@@ -9,7 +9,7 @@ import (
 	"github.com/morax-dev/morax/persistence/meta"
 )
 
-// DeleteTopics: v1-6
+// DeleteTopics: v0-6
 //
 // Behavior:
 //   - Each topic is deleted through the broker, which stops its partition
@@ -19,12 +19,13 @@ import (
 //     INVALID_REQUEST, as in Kafka.
 //
 // Version notes:
-//   - v0 is not served (Kafka 4 dropped it).
+//   - v0 is served although Kafka 4 dropped it: older clients send it, and
+//     it lacks only ThrottleMillis.
 //   - v1: ThrottleMillis
 //   - v4: flexible
 //   - v5: ErrorMessage
 //   - v6: topics by name or id
-var deleteTopicsHandler = apiHandler{key: int16(kmsg.DeleteTopics), minVersion: 1, maxVersion: 6, handle: handleDeleteTopics}
+var deleteTopicsHandler = apiHandler{key: int16(kmsg.DeleteTopics), minVersion: 0, maxVersion: 6, handle: handleDeleteTopics}
 
 func handleDeleteTopics(s *Server, rc *requestContext, kreq kmsg.Request, respond func(kmsg.Response)) {
 	req := kreq.(*kmsg.DeleteTopicsRequest)

@@ -6,7 +6,7 @@ import (
 	"github.com/morax-dev/morax/actors"
 )
 
-// OffsetForLeaderEpoch: v2-4
+// OffsetForLeaderEpoch: v0-4
 //
 // Behavior:
 //   - Consumers ask for the end offset of the last leader epoch they read,
@@ -20,11 +20,13 @@ import (
 //     (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
 //
 // Version notes:
-//   - v0-1 are not served (Kafka 4 dropped them).
+//   - v0-1 are served although Kafka 4 dropped them: older consumers send
+//     them, and they only lack fields (the answer's epoch before v1).
+//   - v1: LeaderEpoch in the response
 //   - v2: CurrentLeaderEpoch, ThrottleMillis
 //   - v3: ReplicaID
 //   - v4: flexible
-var offsetForLeaderEpochHandler = apiHandler{key: int16(kmsg.OffsetForLeaderEpoch), minVersion: 2, maxVersion: 4, handle: handleOffsetForLeaderEpoch}
+var offsetForLeaderEpochHandler = apiHandler{key: int16(kmsg.OffsetForLeaderEpoch), minVersion: 0, maxVersion: 4, handle: handleOffsetForLeaderEpoch}
 
 func handleOffsetForLeaderEpoch(s *Server, rc *requestContext, kreq kmsg.Request, respond func(kmsg.Response)) {
 	req := kreq.(*kmsg.OffsetForLeaderEpochRequest)

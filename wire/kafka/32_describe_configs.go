@@ -12,7 +12,7 @@ import (
 	"github.com/morax-dev/morax/persistence/meta"
 )
 
-// DescribeConfigs: v1-4
+// DescribeConfigs: v0-4
 //
 // Behavior:
 //   - TOPIC resources list every topic config Morax understands: overrides
@@ -24,11 +24,12 @@ import (
 //   - Other resource types are INVALID_REQUEST.
 //
 // Version notes:
-//   - v0 (IsDefault instead of Source) is not served; Kafka 4 dropped it.
+//   - v0 is served although Kafka 4 dropped it: IsDefault stands in for
+//     Source, and both are always filled in.
 //   - v1: IncludeSynonyms, Source
 //   - v3: IncludeDocumentation, ConfigType
 //   - v4: flexible
-var describeConfigsHandler = apiHandler{key: int16(kmsg.DescribeConfigs), minVersion: 1, maxVersion: 4, handle: handleDescribeConfigs}
+var describeConfigsHandler = apiHandler{key: int16(kmsg.DescribeConfigs), minVersion: 0, maxVersion: 4, handle: handleDescribeConfigs}
 
 // configInfo describes a config key for DescribeConfigs.
 type configInfo struct {

@@ -11,7 +11,7 @@ import (
 	"github.com/morax-dev/morax/persistence/meta"
 )
 
-// DescribeLogDirs: v1-4
+// DescribeLogDirs: v0-4
 //
 // Behavior:
 //   - There are no local log directories: every partition lives in object
@@ -23,12 +23,12 @@ import (
 //     left out, as Kafka leaves out what it does not host.
 //
 // Version notes:
-//   - v0 is not served (Kafka 4 dropped it).
-//   - v1: same as v0
+//   - v0 is served although Kafka 4 dropped it: it is the same as v1.
+//   - v1: same as v0 (Kafka bumped it for throttling)
 //   - v2: flexible
 //   - v3: top-level ErrorCode
 //   - v4: TotalBytes, UsableBytes
-var describeLogDirsHandler = apiHandler{key: int16(kmsg.DescribeLogDirs), minVersion: 1, maxVersion: 4, handle: handleDescribeLogDirs}
+var describeLogDirsHandler = apiHandler{key: int16(kmsg.DescribeLogDirs), minVersion: 0, maxVersion: 4, handle: handleDescribeLogDirs}
 
 // logDirName is the one "log directory" DescribeLogDirs reports.
 const logDirName = "object-storage"

@@ -44,27 +44,32 @@ func (s *Store) CommitFlush(ctx context.Context, c meta.FlushCommit) error {
 	if err != nil {
 		return err
 	}
-	seg := c.Segment
-	where := fmt.Sprintf("commit flush %s/%d [%d, %d) epoch %d owner %s",
-		seg.TopicID, seg.Partition, seg.BaseOffset, seg.EndOffset, c.LeaseEpoch, c.Owner)
 	r := &commitReq{ctx: ctx, c: c, idx: nonNil(idx), ps: metasql.DedupeProducers(c.Producers), done: make(chan error, 1)}
 	select {
 	case s.commits <- r:
 	case <-ctx.Done():
-		return fmt.Errorf("%s: not applied: %w", where, ctx.Err())
+		return commitErr(c, fmt.Errorf("not applied: %w", ctx.Err()))
 	case <-s.stop:
-		return fmt.Errorf("%s: %w", where, errClosed)
+		return commitErr(c, errClosed)
 	}
 	select {
 	case err = <-r.done:
 	case <-ctx.Done():
 		// The committer may be applying it right now.
-		return fmt.Errorf("%s: outcome unknown: %w", where, ctx.Err())
+		return commitErr(c, fmt.Errorf("outcome unknown: %w", ctx.Err()))
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", where, err)
+		return commitErr(c, err)
 	}
 	return nil
+}
+
+// commitErr gives a CommitFlush error its context. It is built only on
+// failure, to keep formatting off the hot path.
+func commitErr(c meta.FlushCommit, err error) error {
+	seg := c.Segment
+	return fmt.Errorf("commit flush %s/%d [%d, %d) epoch %d owner %s: %w",
+		seg.TopicID, seg.Partition, seg.BaseOffset, seg.EndOffset, c.LeaseEpoch, c.Owner, err)
 }
 
 // committer applies queued commits until Close. The commits channel is

@@ -7,7 +7,8 @@ import (
 )
 
 // TestPragmas checks the connection settings durability and integrity rest
-// on: they are DSN parameters, and a typo there would fail silently.
+// on (they are DSN parameters, and a typo there would fail silently) and
+// that the migrations were recorded.
 func TestPragmas(t *testing.T) {
 	ctx := context.Background()
 	s, err := Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
@@ -38,6 +39,13 @@ func TestPragmas(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%s: PRAGMA %s = %s, want %s", c.db, c.pragma, got, c.want)
 		}
+	}
+	var versions, top int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*), max(version) FROM schema_migrations`).Scan(&versions, &top); err != nil {
+		t.Fatal(err)
+	}
+	if versions < 1 || versions != top {
+		t.Errorf("schema_migrations holds %d versions, the highest %d", versions, top)
 	}
 	// A write through the read pool is refused rather than becoming a
 	// second writer.

@@ -1490,20 +1490,36 @@ func testNodesExpire(t *testing.T, s meta.Store) {
 		}
 		return ids
 	}
-	lastB := time.Now()
-	must(t, s.Heartbeat(ctx, meta.Node{ID: "b"}), "heartbeat b")
-	must(t, s.Heartbeat(ctx, meta.Node{ID: "a"}), "heartbeat a")
-	if got := live(); !slices.Equal(got, []string{"a", "b"}) {
-		t.Fatalf("live: %q", got)
+	// beat heartbeats id and returns a time no later than the heartbeat's
+	// database timestamp. The checks below compare elapsed times on the
+	// test's clock with ages on the database clock, which holds as long as
+	// both clocks run at the same rate (the offset between them cancels).
+	beat := func(id string) time.Time {
+		t.Helper()
+		before := time.Now()
+		must(t, s.Heartbeat(ctx, meta.Node{ID: id}), "heartbeat "+id)
+		return before
 	}
+	// mustBeLive fails if id, whose last beat began at since, is missing
+	// although less than within has passed. (If more has passed, a stalled
+	// machine delayed the test, and the node is rightly gone.)
+	mustBeLive := func(got []string, id string, since time.Time) {
+		t.Helper()
+		if !slices.Contains(got, id) && time.Since(since) < within {
+			t.Fatalf("%s is not live %v after its last beat: %q", id, time.Since(since), got)
+		}
+	}
+	lastB := beat("b")
+	lastA := beat("a")
+	got := live()
+	mustBeLive(got, "a", lastA)
+	mustBeLive(got, "b", lastB)
 	// a keeps beating, b stops: b drops out once its last beat is older than
 	// within by the database clock, and not before.
-	eventually(t, 10*time.Second, "b drops out", func() bool {
-		must(t, s.Heartbeat(ctx, meta.Node{ID: "a"}), "heartbeat a")
+	eventually(t, 15*time.Second, "b drops out", func() bool {
+		lastA = beat("a")
 		got := live()
-		if !slices.Contains(got, "a") {
-			t.Fatalf("a, beating, is not live: %q", got)
-		}
+		mustBeLive(got, "a", lastA)
 		if slices.Contains(got, "b") {
 			return false
 		}
@@ -1513,8 +1529,8 @@ func testNodesExpire(t *testing.T, s meta.Store) {
 		return true
 	})
 	// A beat brings b back.
-	must(t, s.Heartbeat(ctx, meta.Node{ID: "b"}), "heartbeat b")
-	if got := live(); !slices.Equal(got, []string{"a", "b"}) {
-		t.Fatalf("live after b returns: %q", got)
-	}
+	lastB = beat("b")
+	got = live()
+	mustBeLive(got, "b", lastB)
+	mustBeLive(got, "a", lastA)
 }

@@ -42,6 +42,10 @@ const defaultMaxConns = 16
 // uniqueViolation is PostgreSQL's SQLSTATE for a unique constraint failure.
 const uniqueViolation = "23505"
 
+// objectKeyConstraint is the name migration 0001 gives the unique
+// constraint on segments.object_key, so a reused key can be reported as such.
+const objectKeyConstraint = "segments_object_key_key"
+
 const qCreateMigrationsTable = `
 CREATE TABLE IF NOT EXISTS schema_migrations (
 	version    integer PRIMARY KEY,

@@ -249,21 +249,27 @@ func (s *Store) CommitFlush(ctx context.Context, c meta.FlushCommit) error {
 		seg.ObjectKey, seg.Size, seg.MaxTimestamp, idx, nullTime(seg.CreatedAt),
 		ids, epochs, batches, updated,
 	).Scan(&leaseOK, &advanced, &next)
-	where := fmt.Sprintf("commit flush %s/%d [%d, %d) epoch %d owner %s",
-		seg.TopicID, seg.Partition, seg.BaseOffset, seg.EndOffset, c.LeaseEpoch, c.Owner)
 	switch {
-	case isUnique(err, "segments_object_key_key"):
-		return fmt.Errorf("%s: object key %s is already committed: %w", where, seg.ObjectKey, err)
+	case isUnique(err, objectKeyConstraint):
+		return commitErr(c, fmt.Errorf("object key %s is already committed: %w", seg.ObjectKey, err))
 	case err != nil:
-		return fmt.Errorf("%s: %w", where, err)
+		return commitErr(c, err)
 	case !leaseOK:
-		return fmt.Errorf("%s: %w", where, meta.ErrFenced)
+		return commitErr(c, meta.ErrFenced)
 	case next == nil:
-		return fmt.Errorf("%s: partition: %w", where, meta.ErrNotFound)
+		return commitErr(c, fmt.Errorf("partition: %w", meta.ErrNotFound))
 	case !advanced:
-		return fmt.Errorf("%s: partition next offset is %d: %w", where, *next, meta.ErrOffsetMismatch)
+		return commitErr(c, fmt.Errorf("partition next offset is %d: %w", *next, meta.ErrOffsetMismatch))
 	}
 	return nil
+}
+
+// commitErr gives a CommitFlush error its context. It is built only on
+// failure, to keep formatting off the hot path.
+func commitErr(c meta.FlushCommit, err error) error {
+	seg := c.Segment
+	return fmt.Errorf("commit flush %s/%d [%d, %d) epoch %d owner %s: %w",
+		seg.TopicID, seg.Partition, seg.BaseOffset, seg.EndOffset, c.LeaseEpoch, c.Owner, err)
 }
 
 // scanSegment reads a row of segmentColumns.

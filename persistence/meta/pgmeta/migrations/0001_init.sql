@@ -42,7 +42,7 @@ CREATE TABLE segments (
     partition     integer NOT NULL,
     base_offset   bigint NOT NULL,
     end_offset    bigint NOT NULL,
-    object_key    text NOT NULL UNIQUE,
+    object_key    text NOT NULL CONSTRAINT segments_object_key_key UNIQUE,
     size          bigint NOT NULL,
     epoch         bigint NOT NULL,
     max_timestamp bigint NOT NULL,
