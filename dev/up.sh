@@ -71,7 +71,7 @@ start_minio() {
 	rm -rf "$dir"; mkdir -p "$dir"
 	MINIO_ROOT_USER=minioadmin MINIO_ROOT_PASSWORD=minioadmin MINIO_BROWSER=off \
 		MINIO_UPDATE=off MINIO_CI_CD=1 \
-		nohup "$bin" server "$dir/data" --address "127.0.0.1:$s3_port" --console-address "127.0.0.1:$((s3_port + 1))" \
+		setsid nohup "$bin" server "$dir/data" --address "127.0.0.1:$s3_port" --console-address "127.0.0.1:$((s3_port + 1))" \
 		>"$state/minio.log" 2>&1 &
 	echo $! >"$state/minio.pid"
 	wait_for MinIO 60 curl -fsS "http://127.0.0.1:$s3_port/minio/health/live"

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -43,59 +42,6 @@ import (
 //   - v13: topics addressed by TopicID (KIP-516)
 var produceHandler = apiHandler{key: int16(kmsg.Produce), minVersion: 3, maxVersion: 13, handle: handleProduce}
 
-// produceAnswer collects the partition answers of one produce request.
-type produceAnswer struct {
-	mu       sync.Mutex
-	resp     *kmsg.ProduceResponse
-	pending  int
-	answered []bool // by slot index
-	slots    []*kmsg.ProduceResponseTopicPartition
-	respond  func(kmsg.Response)
-	timer    *time.Timer
-	done     bool
-}
-
-// fill answers slot i unless it was answered already (by the timeout).
-func (a *produceAnswer) fill(i int, f func(p *kmsg.ProduceResponseTopicPartition)) {
-	a.mu.Lock()
-	if a.done || a.answered[i] {
-		a.mu.Unlock()
-		return
-	}
-	a.answered[i] = true
-	f(a.slots[i])
-	a.pending--
-	finished := a.pending == 0
-	if finished {
-		a.done = true
-		if a.timer != nil {
-			a.timer.Stop()
-		}
-	}
-	a.mu.Unlock()
-	if finished {
-		a.respond(a.resp)
-	}
-}
-
-// timeout answers every partition still waiting with REQUEST_TIMED_OUT.
-func (a *produceAnswer) timeout() {
-	a.mu.Lock()
-	if a.done {
-		a.mu.Unlock()
-		return
-	}
-	a.done = true
-	for i, p := range a.slots {
-		if !a.answered[i] {
-			a.answered[i] = true
-			setProduceError(a.resp.Version, p, kerr.RequestTimedOut.Code, nil)
-		}
-	}
-	a.mu.Unlock()
-	a.respond(a.resp)
-}
-
 func setProduceError(version int16, p *kmsg.ProduceResponseTopicPartition, code int16, msg *string) {
 	p.ErrorCode = code
 	p.BaseOffset, p.LogAppendTime, p.LogStartOffset = -1, -1, -1
@@ -110,14 +56,13 @@ func handleProduce(s *Server, rc *requestContext, kreq kmsg.Request, respond fun
 	acks := req.Acks
 
 	type work struct {
-		slot      int
+		out       *kmsg.ProduceResponseTopicPartition
 		topic     topicResult
 		partition int32
 		records   []byte
 	}
 	var (
 		works  []work
-		slots  []*kmsg.ProduceResponseTopicPartition
 		syncEr bool // an error known before appending (acks=0 closes the connection)
 	)
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
@@ -139,7 +84,6 @@ func handleProduce(s *Server, rc *requestContext, kreq kmsg.Request, respond fun
 			sp := &st.Partitions[pi]
 			*sp = kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
-			slots = append(slots, sp)
 			switch {
 			case acks != 0 && acks != 1 && acks != -1:
 				setProduceError(req.Version, sp, kerr.InvalidRequiredAcks.Code, nil)
@@ -152,7 +96,7 @@ func handleProduce(s *Server, rc *requestContext, kreq kmsg.Request, respond fun
 					syncEr = true
 					continue
 				}
-				works = append(works, work{slot: len(slots) - 1, topic: tr, partition: rp.Partition, records: rp.Records})
+				works = append(works, work{out: sp, topic: tr, partition: rp.Partition, records: rp.Records})
 			}
 		}
 	}
@@ -176,31 +120,22 @@ func handleProduce(s *Server, rc *requestContext, kreq kmsg.Request, respond fun
 		return
 	}
 
-	a := &produceAnswer{resp: resp, pending: len(works), answered: make([]bool, len(slots)), slots: slots, respond: respond}
-	for i := range slots {
-		a.answered[i] = true
-	}
-	for _, w := range works {
-		a.answered[w.slot] = false
-	}
-	if len(works) == 0 {
-		respond(resp)
-		return
-	}
+	timeout := s.replyTimeout()
 	if req.TimeoutMillis > 0 {
-		wait := time.Duration(req.TimeoutMillis)*time.Millisecond - time.Since(rc.received)
-		a.mu.Lock()
-		a.timer = time.AfterFunc(max(wait, 0), a.timeout)
-		a.mu.Unlock()
+		timeout = min(timeout, time.Duration(req.TimeoutMillis)*time.Millisecond-time.Since(rc.received))
 	}
-	for _, w := range works {
+	g := newGather(len(works), timeout,
+		func(i int) { setProduceError(req.Version, works[i].out, kerr.RequestTimedOut.Code, nil) },
+		func() { respond(resp) })
+	for i, w := range works {
 		s.broker.Send(w.topic.topic, w.partition, &actors.Append{
 			// The actor owns and rewrites the batch; the request frame
 			// it came in may be reused or retained by nobody else.
 			Batches:        bytes.Clone(w.records),
 			ExpectedOffset: -1,
 			Reply: func(r actors.AppendResult) {
-				a.fill(w.slot, func(p *kmsg.ProduceResponseTopicPartition) {
+				g.answer(i, func() {
+					p := w.out
 					if r.Err != nil {
 						if errors.Is(r.Err, actors.ErrBackpressure) {
 							resp.ThrottleMillis = int32(backpressureThrottle / time.Millisecond)

@@ -3,7 +3,8 @@ package kafka
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
+	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -30,29 +31,83 @@ func goRespond(rc *requestContext, respond func(kmsg.Response), fn func(ctx cont
 	}()
 }
 
-// fanout calls done once every partition it was sized for has answered.
-// Each answer writes only its own, preallocated slot of the response, and
-// the atomic countdown orders those writes before done reads them.
-type fanout struct {
-	left atomic.Int64
-	done func()
+// gather collects the partition answers of one request and finishes it
+// once: when every partition answered, or when its timeout passes, in which
+// case the partitions still waiting get expire's answer and their late
+// answers are ignored. Partitions are numbered 0..n-1; each answer writes
+// only its own slot of the response, under the lock that also orders those
+// writes before finish reads them.
+//
+// The timeout is also the guard against an answer that never comes (a
+// partition actor that fails while holding a request): a response is owed
+// to the client, and the connection writes responses in order, so one lost
+// answer would stall everything behind it.
+type gather struct {
+	mu       sync.Mutex
+	pending  int
+	answered []bool
+	done     bool
+	timer    *time.Timer
+	expire   func(i int)
+	finish   func()
 }
 
-// newFanout expects n answers; with none it calls done at once.
-func newFanout(n int, done func()) *fanout {
-	f := &fanout{done: done}
-	f.left.Store(int64(n))
+// newGather expects n answers within timeout; with none it finishes at once.
+func newGather(n int, timeout time.Duration, expire func(i int), finish func()) *gather {
+	g := &gather{pending: n, answered: make([]bool, n), expire: expire, finish: finish}
 	if n == 0 {
-		done()
+		g.done = true
+		finish()
+		return g
 	}
-	return f
+	g.mu.Lock()
+	g.timer = time.AfterFunc(max(timeout, 0), g.timeout)
+	g.mu.Unlock()
+	return g
 }
 
-// one records an answer.
-func (f *fanout) one() {
-	if f.left.Add(-1) == 0 {
-		f.done()
+// answer fills partition i with fill, unless it was answered (or expired).
+func (g *gather) answer(i int, fill func()) {
+	g.mu.Lock()
+	if g.done || g.answered[i] {
+		g.mu.Unlock()
+		return
 	}
+	g.answered[i] = true
+	fill()
+	g.pending--
+	finished := g.pending == 0
+	if finished {
+		g.done = true
+		g.timer.Stop()
+	}
+	g.mu.Unlock()
+	if finished {
+		g.finish()
+	}
+}
+
+func (g *gather) timeout() {
+	g.mu.Lock()
+	if g.done {
+		g.mu.Unlock()
+		return
+	}
+	g.done = true
+	for i, ok := range g.answered {
+		if !ok {
+			g.expire(i)
+		}
+	}
+	g.mu.Unlock()
+	g.finish()
+}
+
+// replyTimeout bounds the wait for a partition actor's answer: actors bound
+// their own I/O by the broker's IOTimeout, so an answer later than that
+// plus a margin is not coming.
+func (s *Server) replyTimeout() time.Duration {
+	return s.broker.Options().IOTimeout + 5*time.Second
 }
 
 // topicLookup resolves the topics of one request, each name at most once.
