@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -467,4 +469,67 @@ func countObjects(t *testing.T, be backend) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestSlowStorageBoundsMemory makes every upload slow and floods one
+// partition: appends beyond the buffer limits are refused at once with
+// ErrBackpressure instead of queueing, the node's unacknowledged bytes
+// never pass its limit, and everything accepted is acknowledged in the end.
+func TestSlowStorageBoundsMemory(t *testing.T) {
+	be := embedded(t)
+	faulty := objstore.NewFaulty(be.objects)
+	faulty.SetDelay(objstore.OpPut, 300*time.Millisecond)
+	be.objects = faulty
+	opts := testOptions("node-1")
+	opts.FlushBytes = 64 << 10
+	opts.MaxBufferBytes = 256 << 10
+	opts.NodeBufferBytes = 512 << 10
+	opts.MaxMessageBytes = 64 << 10
+	b := startBroker(t, be, opts)
+	tp := createTopic(t, b, "slow", 1, nil)
+	batch := batchOf(t, string(make([]byte, 8<<10)))
+	var acked, refused, peak atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				if v := int64(bufferedBytes(t, opts)); v > peak.Load() {
+					peak.Store(v)
+				}
+			}
+		}
+	}()
+	// Send 320 appends at once (2.5 MiB) without waiting for answers.
+	results := make(chan actors.AppendResult, 320)
+	for range 320 {
+		b.Send(tp, 0, &actors.Append{Batches: slices.Clone(batch), ExpectedOffset: -1,
+			Reply: func(r actors.AppendResult) { results <- r }})
+	}
+	for range 320 {
+		r := <-results
+		switch {
+		case r.Err == nil:
+			acked.Add(1)
+		case errors.Is(r.Err, actors.ErrBackpressure):
+			refused.Add(1)
+		default:
+			t.Errorf("append: %v", r.Err)
+		}
+	}
+	close(stop)
+	<-sampled
+	if refused.Load() == 0 {
+		t.Fatalf("no append was refused although the store is slower than the producers (%d acked)", acked.Load())
+	}
+	if peak.Load() > opts.NodeBufferBytes {
+		t.Fatalf("node held %d unacknowledged bytes, limit %d", peak.Load(), opts.NodeBufferBytes)
+	}
+	if got := len(readAll(t, b, tp, 0, 0)); int64(got) != acked.Load() {
+		t.Fatalf("log holds %d records, %d appends acknowledged", got, acked.Load())
+	}
 }
