@@ -31,8 +31,11 @@ import (
 //     transactions are not served yet.
 //
 // Version notes:
-//   - v3: RecordBatch v2 only, TransactionalID (v0-2 carry message sets, which
-//     Morax does not store)
+//   - v0-2 carry message sets, which Morax does not store: a request at those
+//     versions closes the connection. ApiVersions still lists Produce from
+//     v0, as Kafka 4 does (KAFKA-18659), because older librdkafka disables
+//     compression unless it sees v0.
+//   - v3: RecordBatch v2 only, TransactionalID
 //   - v5: LogStartOffset in response
 //   - v7: zstd allowed
 //   - v8: ErrorMessage, ErrorRecords

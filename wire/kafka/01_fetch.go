@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/morax-dev/morax/actors"
 	"github.com/morax-dev/morax/persistence/meta"
+	"github.com/morax-dev/morax/persistence/segment"
 )
 
 // Fetch: v4-18
@@ -20,9 +22,11 @@ import (
 //     second round. The first batch of a partition is always whole (KIP-74),
 //     so a response can exceed MaxBytes by at most that batch.
 //   - When fewer than MinBytes came back, no partition failed and MaxWait is
-//     not over, the empty partitions park in their actors for the rest of
-//     MaxWait; the response goes out when enough bytes arrived, every parked
-//     read answered, or the wait passed. Answers that come later are dropped.
+//     not over, every partition with budget left parks in its actor at the
+//     offset after what it returned; a parked read that wakes with data
+//     parks again after it. The response goes out once MinBytes arrived,
+//     MaxWait passed, or the server starts closing. Answers that come later
+//     are dropped.
 //   - Any partition error answers at once, as a Kafka fetch purgatory does.
 //   - Fetch sessions (KIP-227) are not kept: a request for a new session is
 //     answered with session id 0, which tells the client to send full
@@ -55,11 +59,22 @@ type fetchItem struct {
 	partMax   int
 	epoch     int32 // the client's current leader epoch; -1 for none
 	out       *kmsg.FetchResponseTopicPartition
-	// final is set once the partition has data or an error: nothing more
-	// is asked of it.
-	final bool
-	// hasData is set when a describe showed data past offset.
-	hasData bool
+	// failed is set once the partition has an error: nothing more is asked
+	// of it.
+	failed bool
+	// got is the record bytes gathered for the partition, and next the
+	// offset after them (where a parked read continues).
+	got  int
+	next int64
+	// waiting is set when a describe showed data past offset that the
+	// budget did not cover yet.
+	waiting bool
+}
+
+// share is how many more bytes the partition may take, within both its own
+// limit and what is left of the response's.
+func (op *fetchOp) share(it *fetchItem, budget int) int {
+	return max(min(it.partMax-it.got, budget), 0)
 }
 
 // fetchReply is an actor's answer for item idx.
@@ -131,7 +146,7 @@ func handleFetch(s *Server, rc *requestContext, kreq kmsg.Request, respond func(
 				epoch = rp.CurrentLeaderEpoch
 			}
 			op.items = append(op.items, &fetchItem{
-				topic: tr.topic, partition: rp.Partition, offset: rp.FetchOffset,
+				topic: tr.topic, partition: rp.Partition, offset: rp.FetchOffset, next: rp.FetchOffset,
 				partMax: int(max(rp.PartitionMaxBytes, 0)), epoch: epoch, out: sp,
 			})
 		}
@@ -165,76 +180,62 @@ func (op *fetchOp) run() {
 	// Round 1: read every partition within the budget, describe the rest.
 	var read, describe []int
 	budget := op.left()
-	for i := range op.items {
+	for i, it := range op.items {
 		if budget > 0 {
 			read = append(read, i)
-			budget -= min(op.items[i].partMax, budget)
+			budget -= op.share(it, budget)
 		} else {
 			describe = append(describe, i)
 		}
 	}
-	ch, n := op.send(read, describe, 0)
-	op.collect(ch, n, time.Time{})
+	op.collect(op.send(read, describe))
 
 	// Round 2: budget left over by empty partitions goes to described
 	// partitions that have data, in request order.
 	if !op.failed && op.left() > 0 {
 		var more []int
 		for i, it := range op.items {
-			if it.hasData && !it.final {
+			if it.waiting && !it.failed {
 				more = append(more, i)
 			}
 		}
 		if len(more) > 0 {
-			ch, n := op.send(more, nil, 0)
-			op.collect(ch, n, time.Time{})
+			op.collect(op.send(more, nil))
 		}
 	}
 
-	// Round 3: park the partitions at their end until data or MaxWait.
-	wait := time.Until(op.deadline)
-	if !op.failed && op.bytes < int(op.req.MinBytes) && wait > 0 && op.rc.ctx.Err() == nil {
-		var park []int
-		for i, it := range op.items {
-			if !it.final && !it.hasData {
-				park = append(park, i)
-			}
-		}
-		if len(park) > 0 {
-			ch, n := op.send(park, nil, wait)
-			op.collect(ch, n, op.deadline)
-		}
+	if !op.failed && op.bytes < int(op.req.MinBytes) && time.Until(op.deadline) > 0 && op.rc.ctx.Err() == nil {
+		op.park()
 	}
 	op.respond(op.resp)
 }
 
-// send asks the actors of the read items for data (parking up to wait),
-// each with its share of the budget left, in order, and the describe items
-// for their state. Read items past the budget are skipped. Replies go to a
-// channel sized for all of them, so an actor never blocks on a reply nobody
-// reads any more. It returns the channel and how many replies will come.
-func (op *fetchOp) send(read, describe []int, wait time.Duration) (chan fetchReply, int) {
+// send asks the actors of the read items for data, each with its share of
+// the budget left, in order, and the describe items for their state. Read
+// items past the budget are skipped. Replies go to a channel sized for all
+// of them, so an actor never blocks on a reply nobody reads any more. It
+// returns the channel and the items asked.
+func (op *fetchOp) send(read, describe []int) (chan fetchReply, []int) {
 	ch := make(chan fetchReply, len(read)+len(describe))
-	sent := 0
+	var sent []int
 	budget := op.left()
 	for _, i := range read {
+		it := op.items[i]
+		share := op.share(it, budget)
 		if budget <= 0 {
 			break
 		}
-		it := op.items[i]
-		share := min(it.partMax, budget)
 		budget -= share
-		sent++
+		sent = append(sent, i)
 		op.s.broker.Send(it.topic, it.partition, &actors.Fetch{
-			Offset:   it.offset,
+			Offset:   it.next,
 			MaxBytes: share,
-			MaxWait:  wait,
 			Reply:    func(r actors.FetchResult) { ch <- fetchReply{idx: i, fetch: &r} },
 		})
 	}
 	for _, i := range describe {
 		it := op.items[i]
-		sent++
+		sent = append(sent, i)
 		op.s.broker.Send(it.topic, it.partition, &actors.Describe{
 			Reply: func(r actors.PartitionState) { ch <- fetchReply{idx: i, desc: &r} },
 		})
@@ -242,28 +243,81 @@ func (op *fetchOp) send(read, describe []int, wait time.Duration) (chan fetchRep
 	return ch, sent
 }
 
-// collect applies n replies from ch. With a deadline it returns early once
-// MinBytes are gathered, a partition failed, or the deadline passed.
-func (op *fetchOp) collect(ch chan fetchReply, n int, deadline time.Time) {
-	var timeout <-chan time.Time
-	if !deadline.IsZero() {
-		t := time.NewTimer(time.Until(deadline))
-		defer t.Stop()
-		timeout = t.C
-	}
-	for ; n > 0; n-- {
+// collect applies the replies of the items asked. An actor answers a read
+// that does not park at once, so only a lost answer makes it wait long:
+// past replyTimeout those items get REQUEST_TIMED_OUT (retriable) rather
+// than holding up every response behind this one.
+func (op *fetchOp) collect(ch chan fetchReply, asked []int) {
+	t := time.NewTimer(op.s.replyTimeout())
+	defer t.Stop()
+	answered := make(map[int]bool, len(asked))
+	for len(answered) < len(asked) {
 		select {
 		case r := <-ch:
+			answered[r.idx] = true
 			op.apply(r)
-			if !deadline.IsZero() && (op.failed || op.bytes >= int(op.req.MinBytes)) {
+		case <-t.C:
+			for _, i := range asked {
+				if !answered[i] {
+					op.failCode(op.items[i], kerr.RequestTimedOut.Code)
+				}
+			}
+			return
+		case <-op.rc.ctx.Done():
+			return
+		}
+	}
+}
+
+// park waits for MinBytes: every partition with budget left parks in its
+// actor at the offset after what it returned, until MaxWait. A partition
+// whose read comes back with data parks again after it, so bytes keep
+// accumulating until MinBytes, MaxWait, an error, or the server closing.
+//
+// Each partition has at most one read out at a time, so a channel with a
+// slot per partition never blocks an actor, even for answers that arrive
+// after the response went out (they are dropped with the channel).
+func (op *fetchOp) park() {
+	ch := make(chan fetchReply, len(op.items))
+	out := map[int]bool{}
+	parkOne := func(i int) {
+		it := op.items[i]
+		wait := time.Until(op.deadline)
+		share := op.share(it, op.left())
+		if it.failed || share <= 0 || wait <= 0 {
+			return
+		}
+		out[i] = true
+		op.s.broker.Send(it.topic, it.partition, &actors.Fetch{
+			Offset:   it.next,
+			MaxBytes: share,
+			MaxWait:  wait,
+			Reply:    func(r actors.FetchResult) { ch <- fetchReply{idx: i, fetch: &r} },
+		})
+	}
+	for i := range op.items {
+		parkOne(i)
+	}
+	// The actors end each parked read at MaxWait; the timer is the backstop
+	// for an answer that never comes.
+	t := time.NewTimer(time.Until(op.deadline) + 100*time.Millisecond)
+	defer t.Stop()
+	for len(out) > 0 {
+		select {
+		case r := <-ch:
+			delete(out, r.idx)
+			before := op.items[r.idx].got
+			op.apply(r)
+			if op.failed || op.bytes >= int(op.req.MinBytes) {
 				return
 			}
-		case <-timeout:
+			if op.items[r.idx].got > before {
+				parkOne(r.idx)
+			}
+		case <-t.C:
 			return
 		case <-op.rc.closing:
-			if !deadline.IsZero() {
-				return // answer what we have: the server is going away
-			}
+			return // answer what we have: the server is going away
 		case <-op.rc.ctx.Done():
 			return
 		}
@@ -289,7 +343,7 @@ func (op *fetchOp) apply(r fetchReply) {
 			return
 		}
 		p.HighWatermark, p.LastStableOffset, p.LogStartOffset = d.HighWatermark, d.HighWatermark, d.LogStartOffset
-		it.hasData = it.offset < d.HighWatermark
+		it.waiting = it.offset < d.HighWatermark
 		return
 	}
 	f := r.fetch
@@ -302,12 +356,47 @@ func (op *fetchOp) apply(r fetchReply) {
 		return
 	}
 	p.HighWatermark, p.LastStableOffset, p.LogStartOffset = f.HighWatermark, f.HighWatermark, f.LogStartOffset
-	if len(f.Batches) > 0 {
-		p.RecordBatches = f.Batches
-		op.bytes += len(f.Batches)
-		it.final = true
+	it.waiting = false
+	if len(f.Batches) == 0 {
+		return
 	}
-	it.hasData = false
+	next, ok := nextOffset(f.Batches)
+	if !ok {
+		// Not whole batches: hand them over as they are (the client
+		// reports the corruption) but read no further after them.
+		next = -1
+	}
+	if len(p.RecordBatches) == 0 {
+		p.RecordBatches = f.Batches
+	} else {
+		// Clip: the first answer may share a partition actor's cached,
+		// immutable bytes, which an append must not write into.
+		p.RecordBatches = append(slices.Clip(p.RecordBatches), f.Batches...)
+	}
+	op.bytes += len(f.Batches)
+	it.got += len(f.Batches)
+	if next < 0 {
+		it.got = it.partMax // no budget: never asked again
+	} else {
+		it.next = next
+	}
+}
+
+// nextOffset returns the offset after the last batch in b.
+func nextOffset(b []byte) (int64, bool) {
+	var last segment.BatchHeader
+	n := 0
+	for batch, err := range segment.Batches(b) {
+		if err != nil {
+			return 0, false
+		}
+		h, err := segment.ParseHeader(batch)
+		if err != nil {
+			return 0, false
+		}
+		last, n = h, n+1
+	}
+	return last.LastOffset() + 1, n > 0
 }
 
 func (op *fetchOp) fail(it *fetchItem, err error) {
@@ -316,8 +405,12 @@ func (op *fetchOp) fail(it *fetchItem, err error) {
 }
 
 func (op *fetchOp) failCode(it *fetchItem, code int16) {
+	if it.got > 0 {
+		op.bytes -= it.got
+		it.got = 0
+	}
 	setFetchError(it.out, code)
-	it.final = true
+	it.failed = true
 	op.failed = true
 }
 

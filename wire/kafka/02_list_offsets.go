@@ -86,22 +86,25 @@ func handleListOffsets(s *Server, rc *requestContext, kreq kmsg.Request, respond
 			works = append(works, work{tr: tr, p: rp.Partition, ts: ts, epoch: epoch, out: sp})
 		}
 	}
-	f := newFanout(len(works), func() { respond(resp) })
-	for _, w := range works {
+	g := newGather(len(works), s.replyTimeout(),
+		func(i int) { works[i].out.ErrorCode = kerr.RequestTimedOut.Code },
+		func() { respond(resp) })
+	for i, w := range works {
 		s.broker.Send(w.tr.topic, w.p, &actors.ListOffsets{
 			Timestamp: w.ts,
 			Reply: func(r actors.OffsetResult) {
-				defer f.one()
-				if r.Err != nil {
-					s.logUnexpected(r.Err, "list offsets", "topic", w.tr.topic.Name, "partition", w.p)
-					w.out.ErrorCode = errorCode(r.Err)
-					return
-				}
-				if code := epochCheck(w.epoch, r.LeaderEpoch); code != 0 {
-					w.out.ErrorCode = code
-					return
-				}
-				w.out.Offset, w.out.Timestamp, w.out.LeaderEpoch = r.Offset, r.Timestamp, r.LeaderEpoch
+				g.answer(i, func() {
+					if r.Err != nil {
+						s.logUnexpected(r.Err, "list offsets", "topic", w.tr.topic.Name, "partition", w.p)
+						w.out.ErrorCode = errorCode(r.Err)
+						return
+					}
+					if code := epochCheck(w.epoch, r.LeaderEpoch); code != 0 {
+						w.out.ErrorCode = code
+						return
+					}
+					w.out.Offset, w.out.Timestamp, w.out.LeaderEpoch = r.Offset, r.Timestamp, r.LeaderEpoch
+				})
 			},
 		})
 	}

@@ -9,7 +9,9 @@ import (
 //
 // Behavior:
 //   - Lists every API key the server's handler table serves, with the
-//     version range each handler declares, so it never advertises more.
+//     version range each handler declares, so it never advertises more;
+//     the exception is Produce, listed from v0 as Kafka 4 lists it (see
+//     00_produce.go).
 //   - A version above 4 is answered before its body is parsed (see
 //     unsupportedApiVersions in conn.go): a v0 response with
 //     UNSUPPORTED_VERSION and the table, after which clients retry at v4.

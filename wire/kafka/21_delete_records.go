@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/morax-dev/morax/actors"
@@ -51,18 +52,21 @@ func handleDeleteRecords(s *Server, rc *requestContext, kreq kmsg.Request, respo
 			works = append(works, work{tr: tr, p: rp.Partition, offset: rp.Offset, out: sp})
 		}
 	}
-	f := newFanout(len(works), func() { respond(resp) })
-	for _, w := range works {
+	g := newGather(len(works), s.replyTimeout(),
+		func(i int) { works[i].out.ErrorCode = kerr.RequestTimedOut.Code },
+		func() { respond(resp) })
+	for i, w := range works {
 		s.broker.Send(w.tr.topic, w.p, &actors.Trim{
 			Offset: w.offset,
 			Reply: func(r actors.TrimResult) {
-				defer f.one()
-				if r.Err != nil {
-					s.logUnexpected(r.Err, "delete records", "topic", w.tr.topic.Name, "partition", w.p)
-					w.out.ErrorCode = errorCode(r.Err)
-					return
-				}
-				w.out.LowWatermark = r.LogStartOffset
+				g.answer(i, func() {
+					if r.Err != nil {
+						s.logUnexpected(r.Err, "delete records", "topic", w.tr.topic.Name, "partition", w.p)
+						w.out.ErrorCode = errorCode(r.Err)
+						return
+					}
+					w.out.LowWatermark = r.LogStartOffset
+				})
 			},
 		})
 	}

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/morax-dev/morax/actors"
@@ -59,24 +60,27 @@ func handleOffsetForLeaderEpoch(s *Server, rc *requestContext, kreq kmsg.Request
 			works = append(works, work{tr: tr, p: rp.Partition, current: rp.CurrentLeaderEpoch, asked: rp.LeaderEpoch, out: sp})
 		}
 	}
-	f := newFanout(len(works), func() { respond(resp) })
-	for _, w := range works {
+	g := newGather(len(works), s.replyTimeout(),
+		func(i int) { works[i].out.ErrorCode = kerr.RequestTimedOut.Code },
+		func() { respond(resp) })
+	for i, w := range works {
 		s.broker.Send(w.tr.topic, w.p, &actors.Describe{
 			Reply: func(st actors.PartitionState) {
-				defer f.one()
-				if st.Err != nil {
-					s.logUnexpected(st.Err, "offset for leader epoch", "topic", w.tr.topic.Name, "partition", w.p)
-					w.out.ErrorCode = errorCode(st.Err)
-					return
-				}
-				if code := epochCheck(w.current, st.LeaderEpoch); code != 0 {
-					w.out.ErrorCode = code
-					return
-				}
-				if w.asked < 0 || w.asked > st.LeaderEpoch {
-					return // unknown epoch: -1, -1
-				}
-				w.out.LeaderEpoch, w.out.EndOffset = w.asked, st.HighWatermark
+				g.answer(i, func() {
+					if st.Err != nil {
+						s.logUnexpected(st.Err, "offset for leader epoch", "topic", w.tr.topic.Name, "partition", w.p)
+						w.out.ErrorCode = errorCode(st.Err)
+						return
+					}
+					if code := epochCheck(w.current, st.LeaderEpoch); code != 0 {
+						w.out.ErrorCode = code
+						return
+					}
+					if w.asked < 0 || w.asked > st.LeaderEpoch {
+						return // unknown epoch: -1, -1
+					}
+					w.out.LeaderEpoch, w.out.EndOffset = w.asked, st.HighWatermark
+				})
 			},
 		})
 	}

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/morax-dev/morax/actors"
@@ -43,28 +44,31 @@ func handleDescribeProducers(s *Server, rc *requestContext, kreq kmsg.Request, r
 			works = append(works, work{tr: tr, p: p, out: sp})
 		}
 	}
-	f := newFanout(len(works), func() { respond(resp) })
-	for _, w := range works {
+	g := newGather(len(works), s.replyTimeout(),
+		func(i int) { works[i].out.ErrorCode = kerr.RequestTimedOut.Code },
+		func() { respond(resp) })
+	for i, w := range works {
 		s.broker.Send(w.tr.topic, w.p, &actors.Describe{
 			Reply: func(st actors.PartitionState) {
-				defer f.one()
-				if st.Err != nil {
-					s.logUnexpected(st.Err, "describe producers", "topic", w.tr.topic.Name, "partition", w.p)
-					w.out.ErrorCode = errorCode(st.Err)
-					w.out.ErrorMessage = errorMessage(st.Err)
-					return
-				}
-				for _, ps := range st.Producers {
-					ap := kmsg.NewDescribeProducersResponseTopicPartitionActiveProducer()
-					ap.ProducerID, ap.ProducerEpoch = ps.ProducerID, int32(ps.ProducerEpoch)
-					ap.LastSequence, ap.LastTimestamp = -1, ps.LastUpdate
-					if n := len(ps.Batches); n > 0 {
-						last := ps.Batches[n-1]
-						ap.LastSequence, ap.LastTimestamp = last.LastSeq, last.Timestamp
+				g.answer(i, func() {
+					if st.Err != nil {
+						s.logUnexpected(st.Err, "describe producers", "topic", w.tr.topic.Name, "partition", w.p)
+						w.out.ErrorCode = errorCode(st.Err)
+						w.out.ErrorMessage = errorMessage(st.Err)
+						return
 					}
-					ap.CoordinatorEpoch, ap.CurrentTxnStartOffset = -1, -1
-					w.out.ActiveProducers = append(w.out.ActiveProducers, ap)
-				}
+					for _, ps := range st.Producers {
+						ap := kmsg.NewDescribeProducersResponseTopicPartitionActiveProducer()
+						ap.ProducerID, ap.ProducerEpoch = ps.ProducerID, int32(ps.ProducerEpoch)
+						ap.LastSequence, ap.LastTimestamp = -1, ps.LastUpdate
+						if n := len(ps.Batches); n > 0 {
+							last := ps.Batches[n-1]
+							ap.LastSequence, ap.LastTimestamp = last.LastSeq, last.Timestamp
+						}
+						ap.CoordinatorEpoch, ap.CurrentTxnStartOffset = -1, -1
+						w.out.ActiveProducers = append(w.out.ActiveProducers, ap)
+					}
+				})
 			},
 		})
 	}

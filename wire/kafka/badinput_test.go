@@ -27,7 +27,7 @@ type rawConn struct {
 	t    *testing.T
 	c    net.Conn
 	br   *bufio.Reader
-	corr int32
+	corr *int32
 }
 
 func dialRaw(t *testing.T, addr string) *rawConn {
@@ -37,7 +37,14 @@ func dialRaw(t *testing.T, addr string) *rawConn {
 		t.Fatalf("dial: %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &rawConn{t: t, c: c, br: bufio.NewReader(c)}
+	return &rawConn{t: t, c: c, br: bufio.NewReader(c), corr: new(int32)}
+}
+
+// on returns the connection reporting failures to t (a subtest).
+func (r *rawConn) on(t *testing.T) *rawConn {
+	c := *r
+	c.t = t
+	return &c
 }
 
 func (r *rawConn) write(b []byte) {
@@ -51,9 +58,9 @@ func (r *rawConn) write(b []byte) {
 // send writes req at its set version and returns its correlation id.
 func (r *rawConn) send(req kmsg.Request) int32 {
 	r.t.Helper()
-	r.corr++
-	r.write(kmsg.NewRequestFormatter(kmsg.FormatterClientID("raw")).AppendRequest(nil, req, r.corr))
-	return r.corr
+	*r.corr++
+	r.write(kmsg.NewRequestFormatter(kmsg.FormatterClientID("raw")).AppendRequest(nil, req, *r.corr))
+	return *r.corr
 }
 
 // recv reads one response frame into resp (whose version must be set) and
@@ -199,7 +206,7 @@ func TestBadInput(t *testing.T) {
 	}
 	stillWorks := func(t *testing.T) {
 		t.Helper()
-		if resp := bystander.roundTrip(kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse); resp.ErrorCode != 0 {
+		if resp := bystander.on(t).roundTrip(kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse); resp.ErrorCode != 0 {
 			t.Fatalf("bystander ApiVersions: code %d", resp.ErrorCode)
 		}
 		if err := cl.ProduceSync(ctxT(t), &kgo.Record{Value: []byte("ok")}).FirstErr(); err != nil {

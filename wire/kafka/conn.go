@@ -38,6 +38,11 @@ import (
 // keeps waiting for the responses it is still owed before it is closed.
 const protocolErrorDrain = 30 * time.Second
 
+// maxInflightFetches bounds the fetches one connection may have awaiting
+// their responses, since each may hold up to maxFetchResponseBytes. Clients
+// keep one fetch in flight per broker, so only abuse waits on this.
+const maxInflightFetches = 4
+
 // writeBufferBytes sizes the socket write buffer; bigger responses bypass it.
 const writeBufferBytes = 64 << 10
 
@@ -58,6 +63,7 @@ type conn struct {
 	cancel context.CancelFunc
 
 	slots    chan struct{}
+	fetches  chan struct{} // maxInflightFetches slots, returned on write
 	out      chan outFrame
 	stopRead chan struct{} // closed by drain
 	stopOnce sync.Once
@@ -108,6 +114,7 @@ func newConn(s *Server, nc net.Conn, seq uint64) *conn {
 		ctx:      ctx,
 		cancel:   cancel,
 		slots:    make(chan struct{}, s.cfg.MaxInflight),
+		fetches:  make(chan struct{}, maxInflightFetches),
 		out:      make(chan outFrame, s.cfg.MaxInflight),
 		stopRead: make(chan struct{}),
 	}
@@ -174,12 +181,14 @@ func (c *conn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	idle := c.s.cfg.IdleTimeout
 	for {
+		// Wait for the next request's first byte under the idle timeout;
+		// a connection is only idle when it is owed nothing. drain closes
+		// stopRead before moving the deadline, so checking after setting
+		// ours never misses it.
+		_ = c.nc.SetReadDeadline(time.Now().Add(idle))
 		if c.stopping() {
 			return
 		}
-		// Wait for the next request's first byte under the idle timeout;
-		// a connection is only idle when it is owed nothing.
-		_ = c.nc.SetReadDeadline(time.Now().Add(idle))
 		if _, err := br.Peek(1); err != nil {
 			if c.stopping() {
 				return
@@ -200,6 +209,9 @@ func (c *conn) readLoop() {
 		}
 		// The whole frame must arrive within one more idle period.
 		_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+		if c.stopping() {
+			return
+		}
 		frame, err := readFrame(br, c.s.cfg.MaxFrameBytes)
 		if err != nil {
 			if errors.Is(err, errFrameTooLarge) || errors.Is(err, errBadFrame) {
@@ -227,11 +239,10 @@ func (c *conn) readLoop() {
 		}
 		// Take a slot: this is where a client that pipelines more than
 		// MaxInflight requests waits for responses to be written.
-		select {
-		case c.slots <- struct{}{}:
-		case <-c.stopRead:
+		if !c.acquire(c.slots) {
 			return
-		case <-c.ctx.Done():
+		}
+		if hdr.key == int16(kmsg.Fetch) && req != nil && !c.acquire(c.fetches) {
 			return
 		}
 		cur := seq
@@ -243,6 +254,19 @@ func (c *conn) readLoop() {
 			continue
 		}
 		c.dispatch(cur, hdr, req, received)
+	}
+}
+
+// acquire takes a slot from sem, waiting while it is full; false means
+// the connection is stopping.
+func (c *conn) acquire(sem chan struct{}) bool {
+	select {
+	case sem <- struct{}{}:
+		return true
+	case <-c.stopRead:
+		return false
+	case <-c.ctx.Done():
+		return false
 	}
 }
 
@@ -317,6 +341,9 @@ func (c *conn) writeLoop() {
 				c.drain()
 				_ = c.nc.Close()
 			}
+		}
+		if f.resp.Key() == int16(kmsg.Fetch) {
+			<-c.fetches
 		}
 		<-c.slots
 	}

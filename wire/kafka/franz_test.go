@@ -133,6 +133,10 @@ func testApiVersions(t *testing.T, cl *kgo.Client) {
 			t.Errorf("ApiVersions lacks %s", kmsg.NameForKey(k))
 		}
 	}
+	// Produce is listed from v0, as Kafka 4 lists it, for older librdkafka.
+	if k := keys[0]; k.MinVersion != 0 || k.MaxVersion < 9 {
+		t.Errorf("Produce advertised as v%d-%d", k.MinVersion, k.MaxVersion)
+	}
 	// Transactions and KIP-848 are not served, so must not be advertised.
 	for _, k := range []int16{24, 25, 26, 27, 28, 65, 66, 68, 69} {
 		if _, ok := keys[k]; ok {
@@ -156,7 +160,6 @@ var codecs = []struct {
 func testCodecs(t *testing.T, n *kafkatest.Node, admin *kgo.Client) {
 	const topic, partitions, perCodec = "codecs", 4, 200
 	createTopic(t, admin, topic, partitions, nil)
-	type sent struct{ key, value string }
 	produced := map[int32][]*kgo.Record{}
 	keyPartition := map[string]int32{}
 	for _, c := range codecs {

@@ -70,6 +70,7 @@ func TestFetchLimits(t *testing.T) {
 	produceBatches(t, r, topic, 1, 5, 1000)
 
 	t.Run("partition max bytes", func(t *testing.T) {
+		r := dialRaw(t, n.Addr) // own connection: a stalled answer must not cascade
 		resp := r.roundTrip(fetchReq(topic, 0, 1, 1<<20, 2500, 0, 1)).(*kmsg.FetchResponse)
 		for _, p := range resp.Topics[0].Partitions {
 			if got := batchCount(t, p.RecordBatches); got < 1 || got > 2 || len(p.RecordBatches) > 2500 {
@@ -78,12 +79,14 @@ func TestFetchLimits(t *testing.T) {
 		}
 	})
 	t.Run("first batch is whole even over the limit", func(t *testing.T) {
+		r := dialRaw(t, n.Addr) // own connection: a stalled answer must not cascade
 		resp := r.roundTrip(fetchReq(topic, 0, 1, 10, 10, 0)).(*kmsg.FetchResponse)
 		if got := batchCount(t, resp.Topics[0].Partitions[0].RecordBatches); got != 1 {
 			t.Fatalf("%d batches, want 1", got)
 		}
 	})
 	t.Run("response max bytes", func(t *testing.T) {
+		r := dialRaw(t, n.Addr) // own connection: a stalled answer must not cascade
 		resp := r.roundTrip(fetchReq(topic, 0, 1, 3000, 1<<20, 0, 1)).(*kmsg.FetchResponse)
 		ps := resp.Topics[0].Partitions
 		total := len(ps[0].RecordBatches) + len(ps[1].RecordBatches)
@@ -95,6 +98,7 @@ func TestFetchLimits(t *testing.T) {
 		}
 	})
 	t.Run("budget left by an empty partition goes to the next", func(t *testing.T) {
+		r := dialRaw(t, n.Addr) // own connection: a stalled answer must not cascade
 		f := fetchReq(topic, 0, 1, 1500, 1<<20, 0, 1)
 		f.Topics[0].Partitions[0].FetchOffset = 5 // at the end: no data
 		resp := r.roundTrip(f).(*kmsg.FetchResponse)
@@ -103,6 +107,7 @@ func TestFetchLimits(t *testing.T) {
 		}
 	})
 	t.Run("min bytes waits for max wait", func(t *testing.T) {
+		r := dialRaw(t, n.Addr) // own connection: a stalled answer must not cascade
 		start := time.Now()
 		f := fetchReq(topic, 400*time.Millisecond, 1<<20, 1<<20, 1<<20, 0)
 		resp := r.roundTrip(f).(*kmsg.FetchResponse)
@@ -113,7 +118,32 @@ func TestFetchLimits(t *testing.T) {
 			t.Fatalf("%d batches after waiting, want all 5", got)
 		}
 	})
+	t.Run("min bytes accumulates across wakes", func(t *testing.T) {
+		r := dialRaw(t, n.Addr) // own connection: a stalled answer must not cascade
+		createTopic(t, cl, "accumulate", 1, nil)
+		producer := dialRaw(t, n.Addr)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range 2 {
+				time.Sleep(300 * time.Millisecond)
+				b, _ := segment.BuildBatch([]segment.Record{{Timestamp: time.Now().UnixMilli(), Value: make([]byte, 1000)}}, segment.CodecNone)
+				producer.send(produceReq(9, "accumulate", 0, -1, b))
+			}
+		}()
+		start := time.Now()
+		resp := r.roundTrip(fetchReq("accumulate", 10*time.Second, 1500, 1<<20, 1<<20, 0)).(*kmsg.FetchResponse)
+		d := time.Since(start)
+		<-done
+		if got := batchCount(t, resp.Topics[0].Partitions[0].RecordBatches); got != 2 {
+			t.Fatalf("%d batches, want the 2 that made MinBytes", got)
+		}
+		if d < 500*time.Millisecond || d > 5*time.Second {
+			t.Fatalf("answered after %v, want soon after the second produce", d)
+		}
+	})
 	t.Run("offset out of range", func(t *testing.T) {
+		r := dialRaw(t, n.Addr) // own connection: a stalled answer must not cascade
 		f := fetchReq(topic, 0, 1, 1<<20, 1<<20, 0)
 		f.Topics[0].Partitions[0].FetchOffset = 6
 		resp := r.roundTrip(f).(*kmsg.FetchResponse)
@@ -122,6 +152,7 @@ func TestFetchLimits(t *testing.T) {
 		}
 	})
 	t.Run("fenced and unknown leader epochs", func(t *testing.T) {
+		r := dialRaw(t, n.Addr) // own connection: a stalled answer must not cascade
 		epoch := metadata(t, cl, topic).Topics[0].Partitions[0].LeaderEpoch
 		f := fetchReq(topic, 0, 1, 1<<20, 1<<20, 0)
 		for _, c := range []struct {
@@ -136,6 +167,7 @@ func TestFetchLimits(t *testing.T) {
 		}
 	})
 	t.Run("incremental fetch session", func(t *testing.T) {
+		r := dialRaw(t, n.Addr) // own connection: a stalled answer must not cascade
 		f := fetchReq(topic, 0, 1, 1<<20, 1<<20, 0)
 		f.SessionEpoch = 0 // asks for a session: answered sessionless
 		if resp := r.roundTrip(f).(*kmsg.FetchResponse); resp.ErrorCode != 0 || resp.SessionID != 0 {
@@ -147,6 +179,7 @@ func TestFetchLimits(t *testing.T) {
 		}
 	})
 	t.Run("topic ids", func(t *testing.T) {
+		r := dialRaw(t, n.Addr) // own connection: a stalled answer must not cascade
 		b := testBatch(t, segment.CodecSnappy)
 		req := produceReq(13, "", 1, -1, b)
 		req.Topics[0].TopicID = id
@@ -209,7 +242,7 @@ func TestSlowStorage(t *testing.T) {
 		return m, slow
 	}}
 	n := kafkatest.Start(t, kafkatest.Options{Backend: backend, Broker: func(o *actors.Options) {
-		o.NodeBufferBytes = 200 // one small batch at a time
+		o.NodeBufferBytes = 100 // one small batch at a time
 	}})
 	t.Cleanup(slow.unblock) // let the broker drain when the test ends
 	if _, err := n.Broker.CreateTopic(context.Background(), meta.Topic{Name: "slow", Partitions: 1}); err != nil {

@@ -205,6 +205,14 @@ func (s *Server) buildHandlers(hs []apiHandler) error {
 		s.handlers[h.key] = h
 		v := kmsg.NewApiVersionsResponseApiKey()
 		v.ApiKey, v.MinVersion, v.MaxVersion = h.key, h.minVersion, h.maxVersion
+		if h.key == int16(kmsg.Produce) {
+			// The one deliberate untruth, copied from Kafka 4
+			// (KAFKA-18659): librdkafka before 2.10 turns compression
+			// off unless Produce v0 is advertised. Clients pick their
+			// highest common version, so none sends v0-2; one that
+			// does is refused like any unserved version.
+			v.MinVersion = 0
+		}
 		s.versions = append(s.versions, v)
 	}
 	slices.SortFunc(s.versions, func(a, b kmsg.ApiVersionsResponseApiKey) int { return int(a.ApiKey) - int(b.ApiKey) })

@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/morax-dev/morax/actors"
+	"github.com/morax-dev/morax/persistence/meta"
 	"github.com/morax-dev/morax/persistence/segment"
 )
 
@@ -48,11 +49,7 @@ func (s *Server) appendEntries(ctx context.Context, req appendRequest) (actors.A
 	if err != nil {
 		return actors.AppendResult{}, err
 	}
-	maxBatch := s.b.Options().MaxMessageBytes
-	if st, err := s.b.TopicSettings(t); err == nil && st.MaxMessageBytes > 0 {
-		maxBatch = st.MaxMessageBytes
-	}
-	batches, err := buildBatches(req.Entries, s.b.Options().Now().UnixMilli(), maxBatch)
+	batches, err := buildBatches(req.Entries, s.b.Options().Now().UnixMilli(), s.maxBatch(t))
 	if err != nil {
 		return actors.AppendResult{}, fmt.Errorf("log %q: %w", t.Name, err)
 	}
@@ -61,6 +58,15 @@ func (s *Server) appendEntries(ctx context.Context, req appendRequest) (actors.A
 		return actors.AppendResult{}, err
 	}
 	return res, res.Err
+}
+
+// maxBatch is the largest record batch the log accepts (its
+// max.message.bytes), and so the largest a fetch can return first.
+func (s *Server) maxBatch(t meta.Topic) int {
+	if st, err := s.b.TopicSettings(t); err == nil && st.MaxMessageBytes > 0 {
+		return st.MaxMessageBytes
+	}
+	return s.b.Options().MaxMessageBytes
 }
 
 // buildBatches encodes entries as consecutive uncompressed v2 batches, each

@@ -140,3 +140,27 @@ func TestMalformedHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAppendEntryLimit checks that a flood of tiny entries is refused
+// before it is decoded.
+func TestAppendEntryLimit(t *testing.T) {
+	n := waltest.Start(t, waltest.Options{})
+	if err := n.Client.Create(t.Context(), "log", nil); err != nil {
+		t.Fatal(err)
+	}
+	body := `{"name":"log","entries":[` + strings.Repeat(`{},`, 70000) + `{}]}`
+	status, resp := n.Post(t, "/v1/append", body)
+	if status != 400 || !strings.Contains(resp, "at most 65536 entries") {
+		t.Fatalf("70001 entries: %d %s", status, resp)
+	}
+	body = `{"name":"log","entries":[` + strings.Repeat(`{},`, 65535) + `{}]}`
+	status, resp = n.Post(t, "/v1/append", body)
+	if status != 200 || resp != `{"offsets":{"start":0,"end":65536}}` {
+		t.Fatalf("65536 empty entries: %d %s", status, resp)
+	}
+	// A read of empty entries is bounded too.
+	res, err := n.Client.Read(t.Context(), "log", 0, nil)
+	if err != nil || len(res.Entries) == 0 || len(res.Entries) > (1<<20)/16 {
+		t.Fatalf("read of empty entries: %d entries, %v", len(res.Entries), err)
+	}
+}

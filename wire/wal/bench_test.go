@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/morax-dev/morax/persistence/segment"
 	"github.com/morax-dev/morax/wire/wal/client"
 	"github.com/morax-dev/morax/wire/wal/waltest"
 )

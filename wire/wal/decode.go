@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,11 @@ import (
 
 // maxNameLen is Kafka's limit on topic names; WAL logs are topics.
 const maxNameLen = 249
+
+// maxAppendEntries bounds the entries of one append. The body limit alone
+// would not bound memory: an entry costs a few bytes of JSON ("{}," is
+// three) but over a hundred bytes of decoded structures and record framing.
+const maxAppendEntries = 1 << 16
 
 // createRequest is POST /v1/create.
 type createRequest struct {
@@ -211,8 +217,54 @@ func decodeCreate(body []byte) (createRequest, error) {
 	return r, nil
 }
 
-// decodeAppend decodes POST /v1/append.
+// decodeAppend decodes POST /v1/append. The common shape of body takes the
+// fast path (decode_fast.go); anything else, errors included, goes through
+// encoding/json with entry data as strings, so a bad entry can be named.
 func decodeAppend(body []byte) (appendRequest, error) {
+	// Every entry is a JSON object, so the count of '{' bounds the entries
+	// (over-counting only braces inside strings, which base64 never has).
+	// Counting first refuses a flood of tiny entries before either decoder
+	// allocates for them.
+	if n := bytes.Count(body, []byte{'{'}); n > maxAppendEntries+1 {
+		return appendRequest{}, invalid("an append holds at most %d entries", maxAppendEntries)
+	}
+	w, ok := fastAppend(body)
+	if !ok {
+		return decodeAppendSlow(body)
+	}
+	r, err := checkAppend(w.name, len(w.entries), w.expected, w.partition)
+	if err != nil {
+		return appendRequest{}, err
+	}
+	r.Entries = w.entries
+	return r, nil
+}
+
+// checkAppend validates an append's fields other than its entries.
+func checkAppend(name string, entries int, expected, partition *int64) (appendRequest, error) {
+	if err := checkName(name); err != nil {
+		return appendRequest{}, err
+	}
+	r := appendRequest{Name: name, ExpectedOffset: -1}
+	if entries == 0 {
+		return appendRequest{}, invalid("entries is required and must not be empty")
+	}
+	if expected != nil {
+		if *expected < 0 {
+			return appendRequest{}, invalid("expected_offset %d is negative", *expected)
+		}
+		r.ExpectedOffset = *expected
+	}
+	var err error
+	if r.Partition, err = checkPartition(partition); err != nil {
+		return appendRequest{}, err
+	}
+	return r, nil
+}
+
+// decodeAppendSlow decodes an append with entry data as strings, so a bad
+// one can be named; it explains what the fast path only refused.
+func decodeAppendSlow(body []byte) (appendRequest, error) {
 	var w struct {
 		Name    string `json:"name"`
 		Entries []struct {
@@ -225,27 +277,12 @@ func decodeAppend(body []byte) (appendRequest, error) {
 	if err := unmarshal(body, &w); err != nil {
 		return appendRequest{}, err
 	}
-	if err := checkName(w.Name); err != nil {
-		return appendRequest{}, err
-	}
-	r := appendRequest{Name: w.Name, ExpectedOffset: -1}
-	if len(w.Entries) == 0 {
-		return appendRequest{}, invalid("entries is required and must not be empty")
-	}
-	if w.ExpectedOffset != nil {
-		if *w.ExpectedOffset < 0 {
-			return appendRequest{}, invalid("expected_offset %d is negative", *w.ExpectedOffset)
-		}
-		r.ExpectedOffset = *w.ExpectedOffset
-	}
-	var err error
-	if r.Partition, err = checkPartition(w.Partition); err != nil {
+	r, err := checkAppend(w.Name, len(w.Entries), w.ExpectedOffset, w.Partition)
+	if err != nil {
 		return appendRequest{}, err
 	}
 	r.Entries = make([]appendEntry, len(w.Entries))
 	for i, e := range w.Entries {
-		// A missing or null data is an empty entry, never a Kafka null
-		// value: a WAL entry is bytes, and a null would read as a tombstone.
 		r.Entries[i].Data = []byte{}
 		if e.Data != nil && *e.Data != "" {
 			if r.Entries[i].Data, err = decodeBase64(fmt.Sprintf("entries[%d].data", i), *e.Data); err != nil {

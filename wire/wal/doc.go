@@ -32,8 +32,9 @@
 //	GET  /metrics                            Prometheus metrics, when configured
 //
 // Reads return entries from offset on, at most max_entries and about
-// max_bytes of entry data (default 1 MiB, capped by the body limit), but
-// always the first entry available. A read at the log's end with wait_ms
+// max_bytes of entry data (default 1 MiB, capped by the body limit; each
+// entry counts 16 bytes on top of its data), but always the first entry
+// available. A read at the log's end with wait_ms
 // parks in the partition actor until an entry commits or the wait (capped
 // by Config.MaxWait) passes. Records of Kafka topics come with their key;
 // transaction markers are skipped (reads see uncommitted transactional
@@ -42,8 +43,9 @@
 // An append with expected_offset succeeds only if the log's end offset is
 // exactly that, and otherwise fails with Conflict carrying the end; a
 // single writer that always appends at the offset it expects is fenced
-// against any other. Entries beyond one batch's max.message.bytes are split
-// over several batches, appended atomically.
+// against any other. An append holds at most 65536 entries, each within the
+// log's max.message.bytes; entries that together exceed it are split over
+// several batches, appended atomically.
 //
 // Listing shows WAL logs only by default; kind=kafka lists Kafka topics and
 // kind=all both. Read, append, trim, describe and tail work on Kafka topics

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
@@ -53,15 +52,6 @@ func appendEntryJSON(dst []byte, r *segment.Record) []byte {
 	return append(dst, '}')
 }
 
-// entryJSONSize is the encoded size of a record by appendEntryJSON, at most.
-func entryJSONSize(r *segment.Record) int {
-	n := 32 + base64.StdEncoding.EncodedLen(len(r.Value))
-	if r.Key != nil {
-		n += 10 + base64.StdEncoding.EncodedLen(len(r.Key))
-	}
-	return n
-}
-
 // appendJSONString appends s as a JSON string. Messages can quote user
 // input, so everything JSON requires is escaped; invalid UTF-8 becomes
 // U+FFFD.
@@ -99,13 +89,4 @@ func appendJSONString(dst []byte, s string) []byte {
 		i += size
 	}
 	return append(dst, '"')
-}
-
-// formatTime formats a creation time the way the API reports times: RFC
-// 3339 in UTC with the precision the store kept.
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339Nano)
 }

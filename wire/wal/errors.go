@@ -52,6 +52,10 @@ type apiError struct {
 	// the cause is logged instead, so storage or database details (hosts,
 	// paths) stay out of client responses.
 	internal bool
+	// inStream marks an error sent as a tail stream's error event, after the
+	// response status (200) went out; the body then carries the status the
+	// error would have had.
+	inStream bool
 }
 
 func newAPIError(status int, code, message string) apiError {
@@ -129,6 +133,10 @@ func appendErrorJSON(dst []byte, e apiError) []byte {
 		dst = append(dst, `,"end_offset":`...)
 		dst = strconv.AppendInt(dst, e.endOffset, 10)
 	}
+	if e.inStream {
+		dst = append(dst, `,"status":`...)
+		dst = strconv.AppendInt(dst, int64(e.status), 10)
+	}
 	return append(dst, '}')
 }
 
@@ -147,6 +155,9 @@ func writeError(ctx *fasthttp.RequestCtx, e apiError) {
 // failures with their cause (never the request body: it may hold
 // credentials).
 func (s *Server) fail(ctx *fasthttp.RequestCtx, op string, err error) {
+	if s.baseCtx.Err() != nil && errors.Is(err, context.Canceled) {
+		err = errClosing // cut short by Close, not by anything the client did
+	}
 	e := classify(err)
 	switch {
 	case e.internal && e.status >= 500:

@@ -224,3 +224,44 @@ func TestBuildBatchesSplits(t *testing.T) {
 		t.Fatalf("oversized entry: %v", err)
 	}
 }
+
+// FuzzFastAppend checks the append fast path against encoding/json: on
+// every body it accepts, the request (or the refusal) is the same.
+func FuzzFastAppend(f *testing.F) {
+	addSeeds(f)
+	for _, s := range []string{
+		`{"name":"a","entries":[{"data":"MA==","key":null},{"key":"","data":null}],"partition":null,"expected_offset":0}`,
+		` { "entries" : [ { } ] , "name" : "a" } `,
+		`{"name":"a","expected_offset":1,"expected_offset":null,"entries":[{"data":"QUJD"}]}`,
+		`{"name":"a","entries":[{"data":"QU\nJD"}]}`, `{"name":"a","entries":[{"data":"QU\\nJD"}]}`,
+		`{"name":"a","entries":[{"data":"QUJD","data":"QUJD"}]}`, `{"Name":"a","entries":[{"data":"QUJD"}]}`,
+		`{"name":"a","entries":[{"data":"QUJD"}],"partition":-0}`, `{"name":"a","entries":[{"data":"QUJD"}],"partition":01}`,
+		`{"name":"a","entries":[{"data":"QUJD"}]}x`, `{"name":"é","entries":[{"data":"QUJD"}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		w, ok := fastAppend(body)
+		if !ok {
+			return
+		}
+		fast, ferr := checkAppend(w.name, len(w.entries), w.expected, w.partition)
+		fast.Entries = w.entries
+		slow, serr := decodeAppendSlow(body)
+		if (ferr == nil) != (serr == nil) {
+			t.Fatalf("fast path error %v, encoding/json %v", ferr, serr)
+		}
+		if ferr != nil {
+			return
+		}
+		if fast.Name != slow.Name || fast.ExpectedOffset != slow.ExpectedOffset || fast.Partition != slow.Partition || len(fast.Entries) != len(slow.Entries) {
+			t.Fatalf("fast path %+v, encoding/json %+v", fast, slow)
+		}
+		for i := range fast.Entries {
+			f, s := fast.Entries[i], slow.Entries[i]
+			if !bytes.Equal(f.Data, s.Data) || f.Data == nil || !bytes.Equal(f.Key, s.Key) || (f.Key == nil) != (s.Key == nil) {
+				t.Fatalf("entry %d: fast path %+v, encoding/json %+v", i, f, s)
+			}
+		}
+	})
+}

@@ -18,11 +18,21 @@ import (
 // (a fetch may return less than asked: batch boundaries, control batches).
 const maxFetchesPerRead = 16
 
+// entryOverhead is what an entry counts against a read's max_bytes on top
+// of its data, so a log of empty entries cannot make a read unbounded.
+const entryOverhead = 16
+
 // minFetchBytes is the least a read asks one fetch for. The reader's own
 // limits count entry bytes and it stops at them itself; asking for a little
 // more than the entries left saves a round trip when batch headers and
 // record framing make batches larger than their entries.
 const minFetchBytes = 64 << 10
+
+// fetchFloor is the least a fetch of t asks for: the log's largest batch,
+// which a fetch returns whole anyway, or minFetchBytes.
+func (s *Server) fetchFloor(t meta.Topic) int {
+	return max(minFetchBytes, s.maxBatch(t))
+}
 
 // handleRead serves POST /v1/read.
 func (s *Server) handleRead(ctx *fasthttp.RequestCtx) {
@@ -53,7 +63,7 @@ func (s *Server) handleRead(ctx *fasthttp.RequestCtx) {
 	}
 	body := make([]byte, 0, 256)
 	body = append(body, `{"entries":[`...)
-	r := reader{s: s, t: t, p: req.Partition, next: req.Offset, maxEntries: maxEntries, maxBytes: maxBytes, out: body}
+	r := reader{s: s, t: t, p: req.Partition, next: req.Offset, maxEntries: maxEntries, maxBytes: maxBytes, floor: s.fetchFloor(t), out: body}
 	if err := r.read(rctx, wait); err != nil {
 		s.fail(ctx, "read", s.withBounds(rctx, t, req.Partition, err))
 		return
@@ -74,6 +84,7 @@ type reader struct {
 	maxEntries, maxBytes int
 	n, bytes             int
 	stopped              bool  // the next entry did not fit
+	floor                int   // the least a fetch asks for (fetchFloor)
 	end                  int64 // the log's end (high watermark) as last fetched
 	out                  []byte
 	recs                 []segment.Record
@@ -86,7 +97,7 @@ func (r *reader) full() bool { return r.stopped || r.n >= r.maxEntries || r.byte
 // first fetch may park (wait), and only if the read starts at the end.
 func (r *reader) read(ctx context.Context, wait time.Duration) error {
 	for i := range maxFetchesPerRead {
-		f := actors.Fetch{Offset: r.next, MaxBytes: max(r.maxBytes-r.bytes, minFetchBytes)}
+		f := actors.Fetch{Offset: r.next, MaxBytes: max(r.maxBytes-r.bytes, r.floor)}
 		if i == 0 {
 			f.MaxWait = wait
 		}
@@ -118,7 +129,8 @@ func (r *reader) read(ctx context.Context, wait time.Duration) error {
 // add appends the records of batches at or after r.next, until full.
 func (r *reader) add(batches []byte) error {
 	return eachRecord(batches, r.next, &r.recs, func(rec *segment.Record) bool {
-		if r.n >= r.maxEntries || (r.n > 0 && r.bytes+len(rec.Value)+len(rec.Key) > r.maxBytes) {
+		size := len(rec.Value) + len(rec.Key) + entryOverhead
+		if r.n >= r.maxEntries || (r.n > 0 && r.bytes+size > r.maxBytes) {
 			r.stopped = true
 			return false
 		}
@@ -127,7 +139,7 @@ func (r *reader) add(batches []byte) error {
 		}
 		r.out = appendEntryJSON(r.out, rec)
 		r.n++
-		r.bytes += len(rec.Value) + len(rec.Key)
+		r.bytes += size
 		r.next = rec.Offset + 1
 		return true
 	}, func(end int64) {

@@ -63,7 +63,7 @@ func (s *Server) handleTail(ctx *fasthttp.RequestCtx, name string) {
 	}
 	// The first fetch happens before the stream starts, so an unknown
 	// partition or an offset out of range is an ordinary error response.
-	fr, err := s.b.FetchWait(rctx, t, q.Partition, actors.Fetch{Offset: offset, MaxBytes: tailFetchBytes})
+	fr, err := s.b.FetchWait(rctx, t, q.Partition, actors.Fetch{Offset: offset, MaxBytes: max(tailFetchBytes, s.fetchFloor(t))})
 	if err == nil {
 		err = fr.Err
 	}
@@ -83,7 +83,7 @@ func (s *Server) handleTail(ctx *fasthttp.RequestCtx, name string) {
 	ctx.Response.Header.Set("Cache-Control", "no-cache")
 	// Tell buffering proxies (nginx) to pass events through at once.
 	ctx.Response.Header.Set("X-Accel-Buffering", "no")
-	ts := &tailStream{s: s, t: t, p: q.Partition, next: offset}
+	ts := &tailStream{s: s, t: t, p: q.Partition, next: offset, fetchBytes: max(tailFetchBytes, s.fetchFloor(t))}
 	first := fr.Batches
 	// The writer runs on its own goroutine after this handler returns; it
 	// must not touch ctx.
@@ -95,12 +95,13 @@ func (s *Server) handleTail(ctx *fasthttp.RequestCtx, name string) {
 
 // tailStream is one tail's state, owned by its stream writer goroutine.
 type tailStream struct {
-	s    *Server
-	t    meta.Topic
-	p    int32
-	next int64
-	recs []segment.Record
-	buf  []byte
+	s          *Server
+	t          meta.Topic
+	p          int32
+	next       int64
+	fetchBytes int
+	recs       []segment.Record
+	buf        []byte
 }
 
 // run writes events until the client goes away (a write fails), the
@@ -118,7 +119,7 @@ func (ts *tailStream) run(w *bufio.Writer, batches []byte) {
 			return
 		}
 		asked := time.Now()
-		fr, err := ts.s.b.FetchWait(ctx, ts.t, ts.p, actors.Fetch{Offset: ts.next, MaxBytes: tailFetchBytes, MaxWait: ts.s.cfg.TailHeartbeat})
+		fr, err := ts.s.b.FetchWait(ctx, ts.t, ts.p, actors.Fetch{Offset: ts.next, MaxBytes: ts.fetchBytes, MaxWait: ts.s.cfg.TailHeartbeat})
 		if err != nil { // only ctx ends FetchWait: the server is closing
 			ts.end(w)
 			return
@@ -199,6 +200,7 @@ func (ts *tailStream) fail(w *bufio.Writer, err error) {
 	ctx, cancel := context.WithTimeout(ts.s.baseCtx, ts.s.cfg.RequestTimeout)
 	defer cancel()
 	e := classify(ts.s.withBounds(ctx, ts.t, ts.p, err))
+	e.inStream = true
 	if e.internal && e.status >= 500 {
 		ts.s.log.Warn("WAL tail stream failed", "log", ts.t.Name, "err", err)
 	}

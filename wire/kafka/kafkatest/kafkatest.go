@@ -38,6 +38,8 @@ import (
 type Backend struct {
 	// Name names the deployment in subtest names.
 	Name string
+	// Open returns fresh stores for one node, registering their Close
+	// with t; it skips (or fails) t when its servers are unavailable.
 	Open func(t testing.TB) (meta.Store, objstore.Store)
 }
 
@@ -94,7 +96,8 @@ func openPostgresMinIO(t testing.TB) (meta.Store, objstore.Store) {
 }
 
 // Options shape a test node. The zero value is an embedded node with
-// auto-creation on and a short linger.
+// auto-creation on, three partitions for auto-created topics and a short
+// linger.
 type Options struct {
 	// Backend defaults to Embedded.
 	Backend Backend
@@ -112,10 +115,12 @@ type Options struct {
 // state behind the protocol.
 type Node struct {
 	// Addr is the Kafka listener's host:port.
-	Addr    string
-	Broker  *actors.Broker
-	Groups  *actors.Groups
-	Server  *kafka.Server
+	Addr string
+	// Broker, Groups and Server are the node's running parts.
+	Broker *actors.Broker
+	Groups *actors.Groups
+	Server *kafka.Server
+	// Meta and Objects are the stores it runs on.
 	Meta    meta.Store
 	Objects objstore.Store
 	// Registry holds the node's metrics.

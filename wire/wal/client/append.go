@@ -52,7 +52,9 @@ type appendRequest struct {
 }
 
 // Append appends entries to the log, atomically and in order, and returns
-// the offsets they were given. It returns once they are durable.
+// the offsets they were given. It returns once they are durable. One call
+// takes at most 65536 entries and the node's body limit (16 MiB by
+// default) of JSON, in which entries grow by a third (base64).
 func (c *Client) Append(ctx context.Context, name string, entries [][]byte) (Range, error) {
 	es := make([]appendEntry, len(entries))
 	for i, d := range entries {

@@ -162,9 +162,15 @@ func parseAPIError(body []byte, status int) *APIError {
 		Message     string `json:"message"`
 		StartOffset *int64 `json:"start_offset"`
 		EndOffset   *int64 `json:"end_offset"`
+		// Status is sent in tail stream error events, whose HTTP status
+		// (200) went out before the error happened.
+		Status int `json:"status"`
 	}
 	if json.Unmarshal(body, &w) != nil || w.Code == "" {
 		return nil
+	}
+	if w.Status != 0 {
+		status = w.Status
 	}
 	ae := &APIError{Code: w.Code, Message: w.Message, Status: status, StartOffset: -1, EndOffset: -1}
 	if w.StartOffset != nil {

@@ -19,8 +19,9 @@ import (
 type ReadOptions struct {
 	// MaxEntries bounds the entries returned; 0 leaves it to MaxBytes.
 	MaxEntries int
-	// MaxBytes bounds the entry bytes returned (the first entry is returned
-	// whatever its size); 0 takes the server's default (1 MiB).
+	// MaxBytes bounds the entry bytes returned, each entry counting 16
+	// bytes on top of its data (the first entry is returned whatever its
+	// size); 0 takes the server's default (1 MiB).
 	MaxBytes int
 	// Wait, when the read starts at the end of the log, parks it on the
 	// server until an entry commits or Wait passes (long polling). The

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Measures one workload (1 KiB records, acks=all, 3 partitions, a fixed
+# duration, one producer and one consumer) against franz-go's in-memory
+# kfake (started in-process by `morax bench --kfake`, the reference point),
+# a Morax node in embedded mode and a Morax node on PostgreSQL + MinIO,
+# plus the raw limits of those backends (4 MiB PUTs with 8 concurrent
+# uploads; single-row PostgreSQL commits). Runs alternate in every round
+# (the order reverses each round) so drift on the machine hits every
+# target alike, then `morax bench report` prints medians, min–max and
+# ratios, and the table replaces the bench:compare section of BENCHMARKS.md.
+#
+#   ROUNDS=3 DURATION=10s bash dev/bench-compare.sh
+#
+# Environment: ROUNDS (default 3), DURATION (per load run, default 10s),
+# RAW_DURATION (per raw run, default DURATION), OUT (default BENCHMARKS.md),
+# BENCH_PORT_BASE (default 19000: Kafka on +92, WAL on +848, remote on +90),
+# KEEP=1 keeps the work directory (results, node logs).
+#
+# Needs the dev servers (it runs dev/up.sh, which is idempotent). Morax
+# nodes run as separate processes, as users run them; the PostgreSQL
+# node gets its own database and bucket, so it never joins a cluster with
+# another dev node on the same servers. Its objects stay in that bucket
+# until dev/down.sh removes the dev servers' data.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+cd "$root"
+rounds=${ROUNDS:-3}
+duration=${DURATION:-10s}
+raw_duration=${RAW_DURATION:-$duration}
+out=${OUT:-$root/BENCHMARKS.md}
+base=${BENCH_PORT_BASE:-19000}
+kport=$((base + 92)) wport=$((base + 848)) rport=$((base + 90))
+pg_bin=${MORAX_PG_BIN:-/usr/lib/postgresql/15/bin}
+command_line="ROUNDS=$rounds DURATION=$duration bash dev/bench-compare.sh"
+
+log() { printf 'bench-compare: %s\n' "$*" >&2; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/morax-bench-compare.XXXXXX")
+mkdir -p "$work/results"
+node_pid=
+db=
+
+cleanup() {
+	if [ -n "$node_pid" ]; then kill -TERM "$node_pid" 2>/dev/null || true; wait "$node_pid" 2>/dev/null || true; fi
+	if [ -n "$db" ]; then
+		"$pg_bin/psql" -q "$MORAX_TEST_PG_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+	fi
+	if [ "${KEEP:-0}" = 1 ]; then log "kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+log "building morax"
+go build -o "$work/morax" ./cmd/morax
+bin=$work/morax
+
+bash "$here/up.sh"
+set -a; . "$here/.env"; set +a
+
+db=bench_$(date +%s)_$$
+"$pg_bin/psql" -q "$MORAX_TEST_PG_URL" -v ON_ERROR_STOP=1 -c "CREATE DATABASE $db" >/dev/null
+pg_url=$(printf '%s' "$MORAX_TEST_PG_URL" | sed -E "s#/[^/?]+(\?|$)#/$db\1#")
+bucket=bench-$(date +%s)-$$
+"$here/mkbucket.sh" "$MORAX_TEST_S3_ENDPOINT" "$bucket"
+log "PostgreSQL database $db, bucket $bucket, work dir $work"
+
+# Settings every node of this script runs with: its own ports, warnings
+# only (debug logging would cost the node CPU the benchmark measures).
+node_env=(
+	MORAX_SERVER_KAFKA_BROKER_LISTEN_ADDR=127.0.0.1:$kport
+	MORAX_SERVER_WAL_BROKER_LISTEN_ADDR=127.0.0.1:$wport
+	MORAX_TELEMETRY_LOG_LEVEL=warn
+)
+pg_env=(
+	MORAX_SERVER_META_SERVICE_URL=$pg_url
+	MORAX_STORAGE_BUCKET=$bucket
+	MORAX_STORAGE_ENDPOINT=$MORAX_TEST_S3_ENDPOINT
+	MORAX_CLUSTER_REMOTE_LISTEN_ADDR=127.0.0.1:$rport
+	# One node id for every round, so a round's node never waits for the
+	# previous round's (same id) to expire from the cluster.
+	MORAX_CLUSTER_NODE_ID=bench-node
+)
+
+start_node() { # name round [config file]
+	local name=$1 round=$2 args=()
+	[ -n "${3:-}" ] && args=(--config-file "$3")
+	local -a extra=()
+	[ "$name" = pg+minio ] && extra=("${pg_env[@]}")
+	env "${node_env[@]}" "${extra[@]}" MORAX_DATA_DIR="$work/data-$name-$round" \
+		"$bin" start "${args[@]}" >"$work/node-$name-$round.log" 2>&1 &
+	node_pid=$!
+	for ((i = 0; i < 300; i++)); do
+		if "$bin" wal health --endpoint "http://127.0.0.1:$wport" --timeout 1s >/dev/null 2>&1; then return 0; fi
+		if ! kill -0 "$node_pid" 2>/dev/null; then break; fi
+		sleep 0.1
+	done
+	log "node $name did not start; its log:"; cat "$work/node-$name-$round.log" >&2; exit 1
+}
+
+stop_node() {
+	kill -TERM "$node_pid"
+	wait "$node_pid" || log "node exited with status $?"
+	node_pid=
+}
+
+workload=(--record-size 1KiB --acks all --partitions 3 --producers 1 --consumers 1 --duration "$duration" --json)
+
+run_load() { # label round
+	local label=$1 round=$2 file
+	file="$work/results/$label-$round.json"
+	log "round $round: $label"
+	case $label in
+	kfake)
+		"$bin" bench --kfake --label kfake --topic "bench-r$round" "${workload[@]}" >"$file" 2>"$work/progress-$label-$round.log"
+		;;
+	embedded)
+		start_node embedded "$round"
+		"$bin" bench --label embedded --brokers "127.0.0.1:$kport" --endpoint "http://127.0.0.1:$wport" \
+			--topic "bench-r$round" "${workload[@]}" >"$file" 2>"$work/progress-$label-$round.log"
+		stop_node
+		;;
+	pg+minio)
+		start_node pg+minio "$round" "$here/config.toml"
+		"$bin" bench --label pg+minio --brokers "127.0.0.1:$kport" --endpoint "http://127.0.0.1:$wport" \
+			--topic "bench-r$round" "${workload[@]}" >"$file" 2>"$work/progress-$label-$round.log"
+		stop_node
+		;;
+	raw-s3)
+		MORAX_STORAGE_BUCKET=$bucket MORAX_STORAGE_ENDPOINT=$MORAX_TEST_S3_ENDPOINT \
+			"$bin" bench raw-s3 --config-file "$here/config.toml" --object-size 4MiB --concurrency 8 \
+			--duration "$raw_duration" --label raw-s3 --json >"$file"
+		;;
+	raw-pg)
+		"$bin" bench raw-pg --pg-url "$pg_url" --concurrency 1 --duration "$raw_duration" --label raw-pg --json >"$file"
+		;;
+	esac
+}
+
+order=(kfake embedded pg+minio raw-s3 raw-pg)
+for ((round = 1; round <= rounds; round++)); do
+	if ((round % 2 == 1)); then seq=("${order[@]}"); else seq=(); for ((i = ${#order[@]} - 1; i >= 0; i--)); do seq+=("${order[$i]}"); done; fi
+	for label in "${seq[@]}"; do run_load "$label" "$round"; done
+done
+
+"$bin" bench report --reference kfake --vs-raw pg+minio "$work"/results/*.json >"$work/table.md"
+
+cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || echo unknown)
+mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo 2>/dev/null || echo unknown)
+{
+	echo "<!-- bench:compare begin (written by dev/bench-compare.sh; edits here are overwritten) -->"
+	echo "## Side by side: Morax, kfake and the backends' limits"
+	echo
+	echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "- Machine: $(nproc) cores ($cpu), $mem memory, $(uname -sr), $(go env GOVERSION)"
+	echo "- Command: \`go tool task bench:compare\`, i.e. \`$command_line\`"
+	echo "- Workload: \`morax bench ${workload[*]}\` (one producer client, one consumer client, linger 10ms, no keys, no compression), rounds: $rounds, each round running every target in turn (order reversed every other round); medians with min–max (in parentheses)."
+	echo "- Targets: kfake = franz-go's kfake (1 broker, in memory, in the bench process); embedded = \`morax start\` with its embedded default (SQLite metadata, objects in files); pg+minio = \`morax start --config-file dev/config.toml\` (PostgreSQL 15 and MinIO from dev/up.sh, a fresh database and bucket). Each Morax run starts a fresh node process and a fresh topic."
+	echo "- Backend limits: \`morax bench raw-s3 --object-size 4MiB --concurrency 8\` (the node's S3 client) and \`morax bench raw-pg --concurrency 1\` (INSERT of one row per transaction into a logged table), $raw_duration each."
+	echo "- Latencies: produce = record handed to the client until acknowledged (includes time in the client's buffer); e2e = handed to the producer until consumed."
+	echo
+	cat "$work/table.md"
+	echo "<!-- bench:compare end -->"
+} >"$work/section.md"
+
+if [ -f "$out" ] && grep -q '<!-- bench:compare begin' "$out"; then
+	awk -v section="$work/section.md" '
+		/<!-- bench:compare begin/ { while ((getline line < section) > 0) print line; skip = 1; next }
+		/<!-- bench:compare end/ { skip = 0; next }
+		!skip { print }
+	' "$out" >"$work/out.md"
+	cp "$work/out.md" "$out"
+else
+	if [ -f "$out" ]; then echo >>"$out"; else
+		printf '# Benchmarks\n\nFigures measured with `morax bench`; see `morax bench -h` to run your own.\n\n' >"$out"
+	fi
+	cat "$work/section.md" >>"$out"
+fi
+log "wrote $out"
+cat "$work/section.md"
