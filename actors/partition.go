@@ -62,6 +62,10 @@ type (
 	stopNow       struct{ err error }
 )
 
+// lingerPipelineDepth is how many flushes may be in flight before a linger
+// expiry waits for one of them to commit instead of sealing another object.
+const lingerPipelineDepth = 2
+
 // maxStash bounds the requests a starting or recovering partition holds.
 const maxStash = 4096
 
@@ -184,7 +188,13 @@ func (p *partition) Receive(ctx actor.Context) {
 	case *lingerExpired:
 		if m.gen == p.lingerGen && p.lingering {
 			p.lingering = false
-			p.seal()
+			// Under load, let the buffer grow while earlier flushes are
+			// still in flight: objects get larger (fewer PUTs per GiB) and
+			// the next commit seals it. Only a full buffer is sealed into a
+			// deeper pipeline.
+			if len(p.inflight) < lingerPipelineDepth {
+				p.seal()
+			}
 		}
 	case *uploadDone:
 		p.onUploaded(ctx, m)

@@ -3,6 +3,7 @@
 //	morax start [--config-file F] [--data-dir D]   run a node
 //	morax version                                  print the version
 //	morax wal <command> ...                        use a node's WAL service
+//	morax bench ...                                load tool and benchmarks
 //
 // main only parses the command line and wires the parts together.
 package main
@@ -55,6 +56,7 @@ Usage:
   morax start [--config-file F] [--data-dir D]   run a node (embedded default without a config)
   morax wal <create|append|read|tail|list|describe|delete|trim> ...
                                                  use a node's WAL service (morax wal --help)
+  morax bench [flags] | raw-s3 | raw-pg | report  load tool and benchmarks (morax bench -h)
   morax version                                  print the version
 `)
 }

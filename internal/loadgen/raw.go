@@ -26,20 +26,27 @@ type RawOptions struct {
 // object PUTs (RawPut) or committed single-row transactions (RawCommit).
 type RawResult struct {
 	// Kind is KindRawS3 or KindRawPG.
-	Kind    string     `json:"kind"`
-	Label   string     `json:"label,omitempty"`
+	Kind string `json:"kind"`
+	// Label names the run in saved results.
+	Label string `json:"label,omitempty"`
+	// Target says what was measured (endpoint and bucket, or postgresql).
 	Target  string     `json:"target"`
 	Options RawOptions `json:"options"`
-	Started time.Time  `json:"started"`
-	Ops     int64      `json:"ops"`
-	Bytes   int64      `json:"bytes"`
-	Seconds float64    `json:"seconds"`
+	// Started is when the measurement began, UTC.
+	Started time.Time `json:"started"`
+	// Ops is successful PUTs or commits; Bytes the bytes PUT.
+	Ops   int64 `json:"ops"`
+	Bytes int64 `json:"bytes"`
+	// Seconds is the measured time.
+	Seconds float64 `json:"seconds"`
 	// OpsPerSec is PUTs or commits per second.
 	OpsPerSec float64 `json:"ops_per_sec"`
 	// MiBPerSec is PUT bandwidth (RawPut only).
-	MiBPerSec float64      `json:"mib_per_sec,omitempty"`
-	Latency   Latency      `json:"latency"`
-	Errors    []ErrorCount `json:"errors"`
+	MiBPerSec float64 `json:"mib_per_sec,omitempty"`
+	// Latency is per PUT or commit.
+	Latency Latency `json:"latency"`
+	// Errors are failed PUTs or commits by kind.
+	Errors []ErrorCount `json:"errors"`
 }
 
 // Putter is the part of an object store RawPut needs (objstore.Store has

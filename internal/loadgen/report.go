@@ -76,8 +76,10 @@ func (r *Report) AddFiles(paths ...string) error {
 
 // Stat is the median and range of one figure over rounds.
 type Stat struct {
+	// Median, Min and Max of the values.
 	Median, Min, Max float64
-	N                int
+	// N is how many values there were.
+	N int
 }
 
 // StatOf summarizes values; the median of an even count is the mean of

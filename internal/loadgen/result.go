@@ -52,9 +52,11 @@ type Result struct {
 
 // Throughput is records and bytes (value plus key) moved over a time.
 type Throughput struct {
-	Records       int64   `json:"records"`
-	Bytes         int64   `json:"bytes"`
-	Seconds       float64 `json:"seconds"`
+	// Records and Bytes moved in Seconds.
+	Records int64   `json:"records"`
+	Bytes   int64   `json:"bytes"`
+	Seconds float64 `json:"seconds"`
+	// RecordsPerSec and MiBPerSec (MiB = 2^20 bytes) are the rates.
 	RecordsPerSec float64 `json:"records_per_sec"`
 	MiBPerSec     float64 `json:"mib_per_sec"`
 }
@@ -68,8 +70,10 @@ func throughput(records, bytes int64, d time.Duration) Throughput {
 	return t
 }
 
-// Latency is a distribution in milliseconds.
+// Latency is a distribution in milliseconds: quantiles to within 1%
+// (Histogram), max and mean exact.
 type Latency struct {
+	// Count is how many values were measured.
 	Count  uint64  `json:"count"`
 	P50Ms  float64 `json:"p50_ms"`
 	P99Ms  float64 `json:"p99_ms"`

@@ -42,20 +42,18 @@ const (
 	cliIdempotent = 60 // records from the idempotent producer
 )
 
-// cliCodecs are the compression codec names, as librdkafka spells them.
+// cliCodecs are the compression codec names, as librdkafka spells them,
+// indexed by their code in a batch's attributes.
 var cliCodecs = []string{"none", "gzip", "snappy", "lz4", "zstd"}
 
 // cliNode starts the node one client suite shares. Its group coordinator
-// waits only briefly for the first members of a group and accepts session
-// timeouts from 1 s, so joins and rebalances are quick.
+// waits only briefly for the first members of a new group (Kafka's 3 s
+// default would slow every join).
 func cliNode(t *testing.T, b kafkatest.Backend) *kafkatest.Node {
 	t.Helper()
 	var groups *actors.Groups
 	n := kafkatest.Start(t, kafkatest.Options{Backend: b, Server: func(c *kafka.Config) {
-		groups = actors.NewGroups(c.Broker, actors.GroupOptions{
-			InitialRebalanceDelay: 100 * time.Millisecond,
-			MinSessionTimeout:     time.Second,
-		})
+		groups = actors.NewGroups(c.Broker, actors.GroupOptions{InitialRebalanceDelay: 100 * time.Millisecond})
 		c.Groups = groups
 	}})
 	// Registered after the node's cleanup, so it runs first: the
@@ -144,7 +142,7 @@ func cliCheckConsumed(t *testing.T, produced []string, got []cliRecord, from map
 		i, ok := order[r.Value]
 		switch {
 		case !ok:
-			t.Fatalf("consumed %s/%d %q, which was not produced", strconv.Itoa(int(r.Partition)), r.Offset, r.Value)
+			t.Fatalf("consumed %d/%d %q, which was not produced", r.Partition, r.Offset, r.Value)
 		case seen[r.Value]:
 			t.Fatalf("consumed %q twice (again at %d/%d)", r.Value, r.Partition, r.Offset)
 		case r.Key != cliKeyOf(r.Value):
@@ -202,16 +200,6 @@ func cliCodecBatches() []string {
 		all = append(all, cliBatch(c, cliPerCodec)...)
 	}
 	return all
-}
-
-// cliNextOffsets returns, per partition, the offset after the last record
-// consumed (what a consumer that committed them resumes at).
-func cliNextOffsets(got []cliRecord) map[int32]int64 {
-	out := map[int32]int64{}
-	for _, r := range got {
-		out[r.Partition] = max(out[r.Partition], r.Offset+1)
-	}
-	return out
 }
 
 // cliCreateTopic creates a topic through franz-go, for clients that have

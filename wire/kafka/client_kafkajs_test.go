@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"os"
@@ -118,22 +119,31 @@ func (d *kafkajsDriver) create(t *testing.T, topic string, partitions int) {
 	}
 }
 
-// produce sends values keyed by cliKey.
-func (d *kafkajsDriver) produce(t *testing.T, topic, codec, acks string, idempotent bool, header string, values []string) {
+// kafkajsBatch is a run of records one producer sends with one codec.
+type kafkajsBatch struct {
+	codec, header string // header "": none
+	values        []string
+}
+
+// produce sends the batches' values, keyed by cliKey, in order with one
+// producer.
+func (d *kafkajsDriver) produce(t *testing.T, topic, acks string, idempotent bool, batches ...kafkajsBatch) {
 	t.Helper()
 	var in strings.Builder
-	for _, v := range values {
-		in.WriteString(cliKeyOf(v) + ":" + v + "\n")
+	sent := 0
+	for _, b := range batches {
+		header := cmp.Or(b.header, "-")
+		for _, v := range b.values {
+			in.WriteString(b.codec + "\t" + header + "\t" + cliKeyOf(v) + "\t" + v + "\n")
+		}
+		sent += len(b.values)
 	}
 	idem := "0"
 	if idempotent {
 		idem = "1"
 	}
-	if header == "" {
-		header = "-"
-	}
-	out := d.run(t, in.String(), topic, "produce", codec, acks, idem, header)
-	if len(out) != 1 || out[0].Sent != len(values) {
+	out := d.run(t, in.String(), topic, "produce", acks, idem)
+	if len(out) != 1 || out[0].Sent != sent {
 		t.Fatalf("produce to %s: %+v", topic, out)
 	}
 }
@@ -155,9 +165,11 @@ func (d *kafkajsDriver) consume(t *testing.T, group, topic string, want int) []c
 func testKafkaJSCodecs(t *testing.T, n *kafkatest.Node, d *kafkajsDriver) {
 	const topic, group = "kafkajs-codecs", "kafkajs-codecs-g"
 	d.create(t, topic, cliPartitions)
+	var batches []kafkajsBatch
 	for _, c := range cliCodecs {
-		d.produce(t, topic, c, "-1", false, c, cliBatch(c, cliPerCodec))
+		batches = append(batches, kafkajsBatch{c, c, cliBatch(c, cliPerCodec)})
 	}
+	d.produce(t, topic, "-1", false, batches...)
 	produced := cliCodecBatches()
 	got := d.consume(t, group, topic, len(produced))
 	cliCheckConsumed(t, produced, got, nil, nil)
@@ -167,7 +179,7 @@ func testKafkaJSCodecs(t *testing.T, n *kafkatest.Node, d *kafkajsDriver) {
 
 	// The next consumer in the group resumes at the committed offsets.
 	second := cliBatch("resume", cliResume)
-	d.produce(t, topic, "none", "-1", false, "", second)
+	d.produce(t, topic, "-1", false, kafkajsBatch{"none", "", second})
 	got = d.consume(t, group, topic, len(second))
 	cliCheckConsumed(t, second, got, committed, nil)
 	cliCheckCommitted(t, n, group, topic, cliPartitions)
@@ -265,7 +277,7 @@ func testKafkaJSSplit(t *testing.T, n *kafkatest.Node, d *kafkajsDriver) {
 	})
 	// The remaining member consumes from every partition.
 	values := cliBatch("after", cliResume)
-	d.produce(t, topic, "none", "-1", false, "", values)
+	d.produce(t, topic, "-1", false, kafkajsBatch{"none", "", values})
 	cliEventually(t, "the remaining member to consume every record", func() bool {
 		_, got := a.snapshot()
 		return len(got) >= len(values)
@@ -281,7 +293,7 @@ func testKafkaJSIdempotent(t *testing.T, n *kafkatest.Node, d *kafkajsDriver) {
 	const topic = "kafkajs-idempotent"
 	d.create(t, topic, 2)
 	values := cliBatch("idem", cliIdempotent)
-	d.produce(t, topic, "none", "-1", true, "", values)
+	d.produce(t, topic, "-1", true, kafkajsBatch{"none", "", values})
 	got := d.consume(t, "kafkajs-idempotent-g", topic, len(values))
 	cliCheckConsumed(t, values, got, nil, nil)
 	cliCheckIdempotent(t, n, topic, 2)
@@ -293,7 +305,7 @@ func testKafkaJSAcks(t *testing.T, n *kafkatest.Node, d *kafkajsDriver) {
 	var produced []string
 	for _, acks := range []string{"0", "1", "-1"} {
 		values := cliBatch("acks"+strings.Replace(acks, "-1", "all", 1), cliPerAcks)
-		d.produce(t, topic, "none", acks, false, "", values)
+		d.produce(t, topic, acks, false, kafkajsBatch{"none", "", values})
 		produced = append(produced, values...)
 		cliWaitRecords(t, n, topic, 2, int64(len(produced)))
 	}

@@ -80,6 +80,9 @@ type Config struct {
 	Metrics prometheus.Registerer
 }
 
+// abortGrace bounds the wait for aborted connections to finish in Close.
+const abortGrace = 5 * time.Second
+
 // defaultMaxInflight is the per-connection pipelining limit. Clients keep a
 // handful of requests in flight per connection (five for idempotent
 // producers), so this only bites on abuse.
@@ -396,7 +399,13 @@ func (s *Server) Close(ctx context.Context) error {
 		for _, c := range conns {
 			c.abort()
 		}
-		<-done
+		select {
+		case <-done:
+		case <-time.After(abortGrace):
+			// Only a stopped actor system (the broker closed first) leaves
+			// aborted connections unfinished; their sockets are closed.
+			s.log.Warn("kafka connections did not finish after abort", "grace", abortGrace)
+		}
 	}
 	s.cancel()
 	return err

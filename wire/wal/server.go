@@ -286,22 +286,30 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			writeError(ctx, newAPIError(fasthttp.StatusInternalServerError, CodeUnexpected, "unexpected error; the node's log has details"))
 		}
 	}()
-	path := ctx.Path()
-	switch {
-	case string(path) == "/metrics" && s.metrics != nil:
-		if !allow(ctx, fasthttp.MethodGet) {
-			return
+	path := string(ctx.Path())
+	if path == "/metrics" && s.metrics != nil {
+		if allow(ctx, fasthttp.MethodGet) {
+			s.metrics(ctx)
 		}
-		s.metrics(ctx)
-	case len(path) > len(logsPrefix) && string(path[:len(logsPrefix)]) == logsPrefix && strings.HasSuffix(string(path), tailSuffix):
-		name := string(path[len(logsPrefix) : len(path)-len(tailSuffix)])
-		if !allow(ctx, fasthttp.MethodGet) {
-			return
-		}
-		s.handleTail(ctx, name)
-	default:
-		s.json(ctx)
+		return
 	}
+	if name, ok := tailName(path); ok {
+		if allow(ctx, fasthttp.MethodGet) {
+			s.handleTail(ctx, name)
+		}
+		return
+	}
+	s.json(ctx)
+}
+
+// tailName returns the log name of a /v1/logs/{name}/tail path.
+func tailName(path string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, logsPrefix)
+	if !ok {
+		return "", false
+	}
+	name, ok := strings.CutSuffix(rest, tailSuffix)
+	return name, ok && name != "" && !strings.Contains(name, "/")
 }
 
 const (

@@ -4,8 +4,10 @@
 // log goes to stderr).
 //
 //   node driver.js <bootstrap> <topic> create <partitions>
-//   node driver.js <bootstrap> <topic> produce <codec> <acks> <idempotent 0|1> <header|->
-//       sends the stdin lines "key:value", 8 records per send; prints {"sent":n}
+//   node driver.js <bootstrap> <topic> produce <acks> <idempotent 0|1>
+//       sends the stdin lines "codec<TAB>header<TAB>key<TAB>value" (header
+//       "-": none) with one producer, in order, up to 8 records of one codec
+//       per send; prints {"sent":n}
 //   node driver.js <bootstrap> <topic> consume <group> <count>
 //       reads count records in group, prints one {"p","o","k","v","h"} per
 //       record, commits them, leaves the group and prints {"done":true}
@@ -93,22 +95,25 @@ async function create (partitions) {
   out({ created: true })
 }
 
-async function produce (codec, acks, idempotent, header) {
-  if (!(codec in codecs)) throw new Error(`unknown codec ${codec}`)
+async function produce (acks, idempotent) {
   const lines = await readStdin()
   const producer = kafka.producer(idempotent === '1' ? { idempotent: true, maxInFlightRequests: 1 } : {})
   await producer.connect()
-  const messages = lines.map(l => {
-    const i = l.indexOf(':')
-    const m = { key: l.slice(0, i), value: l.slice(i + 1) }
-    if (header !== '-') m.headers = { codec: header }
-    return m
+  const records = lines.map(l => {
+    const [codec, header, key, value] = l.split('\t')
+    if (!(codec in codecs)) throw new Error(`unknown codec ${codec}`)
+    const message = { key, value }
+    if (header !== '-') message.headers = { codec: header }
+    return { codec, message }
   })
-  for (let i = 0; i < messages.length; i += 8) {
-    await producer.send({ topic, acks: Number(acks), compression: codecs[codec], messages: messages.slice(i, i + 8) })
+  for (let i = 0; i < records.length;) {
+    const codec = records[i].codec
+    const messages = []
+    for (; i < records.length && messages.length < 8 && records[i].codec === codec; i++) messages.push(records[i].message)
+    await producer.send({ topic, acks: Number(acks), compression: codecs[codec], messages })
   }
   await producer.disconnect()
-  out({ sent: messages.length })
+  out({ sent: records.length })
 }
 
 async function consume (group, count) {
