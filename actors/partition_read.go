@@ -77,7 +77,7 @@ func (p *partition) readTail(offset int64, maxBytes int) ([]byte, bool) {
 	if len(out) < len(first) || i+1 == len(p.tail) {
 		return out, true
 	}
-	buf := make([]byte, len(out), min(maxBytes, len(out)+int(p.tailBytes)))
+	buf := make([]byte, len(out), max(len(out), min(maxBytes, len(out)+int(p.tailBytes))))
 	copy(buf, out)
 	for _, c := range p.tail[i+1:] {
 		part := takeBatches(c.data, maxBytes-len(buf), false)

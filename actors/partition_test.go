@@ -533,3 +533,21 @@ func TestSlowStorageBoundsMemory(t *testing.T) {
 		t.Fatalf("log holds %d records, %d appends acknowledged", got, acked.Load())
 	}
 }
+
+// TestFetchFirstBatchLargerThanMaxBytes returns the first batch whole even
+// when it alone exceeds MaxBytes and later segments are cached too.
+func TestFetchFirstBatchLargerThanMaxBytes(t *testing.T) {
+	be := embedded(t)
+	b := startBroker(t, be, testOptions("node-1"))
+	tp := createTopic(t, b, "big-first", 1, nil)
+	big := batchOf(t, string(make([]byte, 4096)))
+	appendOK(t, b, tp, 0, big)
+	appendOK(t, b, tp, 0, batchOf(t, "next"))
+	r, err := b.FetchWait(context.Background(), tp, 0, actors.Fetch{Offset: 0, MaxBytes: 100})
+	if err != nil || r.Err != nil {
+		t.Fatalf("fetch: %v %v", err, r.Err)
+	}
+	if len(r.Batches) != len(big) {
+		t.Fatalf("fetch returned %d bytes, want the first batch whole (%d)", len(r.Batches), len(big))
+	}
+}

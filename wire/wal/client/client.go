@@ -89,13 +89,19 @@ func (c *Client) url(q url.Values, segments ...string) string {
 	return b.String()
 }
 
+// rawJSON is a request body already encoded.
+type rawJSON []byte
+
 // newRequest builds a request with a JSON body (when in is non-nil).
 func (c *Client) newRequest(ctx context.Context, method, target string, in any) (*http.Request, error) {
 	var body io.Reader
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, fmt.Errorf("morax wal: encode request: %w", err)
+		b, ok := in.(rawJSON)
+		if !ok {
+			var err error
+			if b, err = json.Marshal(in); err != nil {
+				return nil, fmt.Errorf("morax wal: encode request: %w", err)
+			}
 		}
 		body = bytes.NewReader(b)
 	}
@@ -130,6 +136,16 @@ func (c *Client) do(ctx context.Context, method, target string, in, out any) err
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+		return nil
+	}
+	if bd, ok := out.(bodyDecoder); ok {
+		body, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = bd.decodeBody(body)
+		}
+		if err != nil {
+			return fmt.Errorf("morax wal: %s %s: %w", method, req.URL.Path, err)
+		}
 		return nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
