@@ -23,48 +23,6 @@ func batch16K(t testing.TB, c Codec) []byte {
 	return b
 }
 
-func TestHotPathAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector adds allocations")
-	}
-	for _, c := range allCodecs {
-		b := batch16K(t, c)
-		if n := testing.AllocsPerRun(100, func() {
-			if _, err := Validate(b); err != nil {
-				t.Fatal(err)
-			}
-		}); n != 0 {
-			t.Errorf("Validate(%v) allocates %v times", c, n)
-		}
-		if n := testing.AllocsPerRun(100, func() {
-			SetBaseOffset(b, 77)
-			SetPartitionLeaderEpoch(b, 3)
-			SetLogAppendTime(b, 1)
-		}); n != 0 {
-			t.Errorf("setters allocate %v times", n)
-		}
-	}
-	b := batch16K(t, CodecNone)
-	// One allocation for the record slice; keys and values alias b.
-	if n := testing.AllocsPerRun(100, func() { _, _ = Records(b) }); n != 1 {
-		t.Errorf("Records allocates %v times", n)
-	}
-	// Append copies into a growing buffer: allocations are the buffer's
-	// and the index's growth, nothing per batch.
-	var bld Builder
-	if n := testing.AllocsPerRun(20, func() {
-		bld.Reset()
-		for i := range 64 {
-			SetBaseOffset(b, int64(i)*1000)
-			if err := bld.Append(b); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}); n >= 32 {
-		t.Errorf("Builder allocates %v times for 64 batches", n)
-	}
-}
-
 func BenchmarkValidate(b *testing.B) {
 	for _, c := range []Codec{CodecNone, CodecZstd} {
 		batch := batch16K(b, c)

@@ -39,7 +39,7 @@ func FuzzHandler(f *testing.F) {
 	f.Fuzz(func(t *testing.T, method, uri, body string) {
 		if strings.Contains(uri, "/tail") || strings.ContainsAny(method, " \r\n\x00") || method == "" {
 			// Tail streams outlive the handler; TestTail covers them.
-			t.Skip()
+			return
 		}
 		var req fasthttp.Request
 		req.Header.SetMethod(method)
