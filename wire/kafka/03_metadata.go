@@ -218,7 +218,9 @@ func (s *Server) leaderEpochs(ctx context.Context, topics []meta.Topic) map[stri
 	for _, prefix := range prefixes {
 		leases, err := s.broker.Meta().Leases(ctx, prefix)
 		if err != nil {
-			s.log.Warn("kafka metadata: read partition leases failed", "err", err)
+			if ctx.Err() == nil { // a client that hung up is not worth a warning
+				s.log.Warn("kafka metadata: read partition leases failed", "err", err)
+			}
 			return epochs
 		}
 		for _, l := range leases {

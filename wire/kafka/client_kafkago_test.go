@@ -78,9 +78,13 @@ func kafkaGoProduce(t *testing.T, n *kafkatest.Node, topic string, codec segkafk
 // leaves the group.
 func kafkaGoConsume(t *testing.T, n *kafkatest.Node, group, topic string, want int) []cliRecord {
 	t.Helper()
+	// kafka-go's socket deadline for a fetch is MaxWait, and it asks the
+	// broker to wait MaxWait less an allowance for the round trip (1 s,
+	// or a quarter of MaxWait below 1 s): 2 s leaves a slow -race run a
+	// 1 s margin before the reader times out and reconnects.
 	r := segkafka.NewReader(segkafka.ReaderConfig{
 		Brokers: []string{n.Addr}, GroupID: group, Topic: topic,
-		MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 200 * time.Millisecond,
+		MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 2 * time.Second,
 		HeartbeatInterval: 300 * time.Millisecond, SessionTimeout: 6 * time.Second,
 		RebalanceTimeout: 5 * time.Second, JoinGroupBackoff: 200 * time.Millisecond,
 		ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: 200 * time.Millisecond,
