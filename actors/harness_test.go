@@ -4,17 +4,14 @@ import (
 	"context"
 	"encoding/binary"
 	"hash/crc32"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/morax-dev/morax/actors"
-	"github.com/morax-dev/morax/internal/itest"
+	"github.com/morax-dev/morax/internal/teststores"
 	"github.com/morax-dev/morax/persistence/meta"
-	"github.com/morax-dev/morax/persistence/meta/litemeta"
-	"github.com/morax-dev/morax/persistence/meta/pgmeta"
 	"github.com/morax-dev/morax/persistence/objstore"
 	"github.com/morax-dev/morax/persistence/segment"
 )
@@ -37,42 +34,12 @@ var allBackends = []struct {
 }
 
 func embedded(t testing.TB) backend {
-	t.Helper()
-	dir := t.TempDir()
-	store, err := litemeta.Open(context.Background(), filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatalf("open litemeta: %v", err)
-	}
-	t.Cleanup(func() { store.Close() })
-	objects, err := objstore.NewFS(filepath.Join(dir, "objects"))
-	if err != nil {
-		t.Fatalf("open fs objects: %v", err)
-	}
-	t.Cleanup(func() { objects.Close() })
+	store, objects := teststores.OpenEmbedded(t)
 	return backend{name: "embedded", meta: store, objects: objects}
 }
 
 func pgMinio(t testing.TB) backend {
-	t.Helper()
-	url := itest.PostgresURL(t)
-	s3 := itest.S3(t)
-	ctx := context.Background()
-	store, err := pgmeta.Open(ctx, url)
-	if err != nil {
-		t.Fatalf("open pgmeta: %v", err)
-	}
-	t.Cleanup(func() { store.Close() })
-	objects, err := objstore.NewS3(ctx, objstore.S3Config{
-		Bucket: "t-" + itest.RandomName(10), Region: s3.Region, Endpoint: s3.Endpoint,
-		AccessKeyID: s3.AccessKey, SecretAccessKey: s3.SecretKey, PathStyle: true,
-	})
-	if err != nil {
-		t.Fatalf("open s3: %v", err)
-	}
-	if err := objects.EnsureBucket(ctx); err != nil {
-		t.Fatalf("create bucket: %v", err)
-	}
-	t.Cleanup(func() { objects.Close() })
+	store, objects := teststores.OpenPostgresMinIO(t)
 	return backend{name: "pg+minio", meta: store, objects: objects}
 }
 

@@ -18,82 +18,32 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/morax-dev/morax/actors"
-	"github.com/morax-dev/morax/internal/itest"
+	"github.com/morax-dev/morax/internal/teststores"
 	"github.com/morax-dev/morax/persistence/meta"
-	"github.com/morax-dev/morax/persistence/meta/litemeta"
-	"github.com/morax-dev/morax/persistence/meta/pgmeta"
 	"github.com/morax-dev/morax/persistence/objstore"
 	"github.com/morax-dev/morax/wire/kafka"
 )
 
-// Backend opens the stores a node runs on; they are closed when the test
-// ends.
-type Backend struct {
-	// Name names the deployment in subtest names.
-	Name string
-	// Open returns fresh stores for one node, registering their Close
-	// with t; it skips (or fails) t when its servers are unavailable.
-	Open func(t testing.TB) (meta.Store, objstore.Store)
-}
+// Backend opens the stores a node runs on; see internal/teststores.
+type Backend = teststores.Backend
 
 // Embedded is the zero-config deployment: SQLite metadata and objects in
 // files, both in the test's temporary directory.
-func Embedded() Backend { return Backend{Name: "embedded", Open: openEmbedded} }
+func Embedded() Backend { return teststores.Embedded() }
 
 // PostgresMinIO is the cluster deployment: PostgreSQL metadata and MinIO
 // objects from the dev servers (dev/up.sh). Tests using it are skipped when
 // the servers' variables are unset, unless MORAX_REQUIRE_INTEGRATION=1.
-func PostgresMinIO() Backend { return Backend{Name: "pg+minio", Open: openPostgresMinIO} }
+func PostgresMinIO() Backend { return teststores.PostgresMinIO() }
 
 // Backends lists both deployments, for tests that must pass on each.
-func Backends() []Backend { return []Backend{Embedded(), PostgresMinIO()} }
-
-func openEmbedded(t testing.TB) (meta.Store, objstore.Store) {
-	t.Helper()
-	dir := t.TempDir()
-	store, err := litemeta.Open(context.Background(), filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatalf("open embedded metadata: %v", err)
-	}
-	t.Cleanup(func() { store.Close() })
-	objects, err := objstore.NewFS(filepath.Join(dir, "objects"))
-	if err != nil {
-		t.Fatalf("open filesystem objects: %v", err)
-	}
-	t.Cleanup(func() { objects.Close() })
-	return store, objects
-}
-
-func openPostgresMinIO(t testing.TB) (meta.Store, objstore.Store) {
-	t.Helper()
-	url := itest.PostgresURL(t)
-	s3 := itest.S3(t)
-	ctx := context.Background()
-	store, err := pgmeta.Open(ctx, url)
-	if err != nil {
-		t.Fatalf("open postgres metadata: %v", err)
-	}
-	t.Cleanup(func() { store.Close() })
-	objects, err := objstore.NewS3(ctx, objstore.S3Config{
-		Bucket: "t-" + itest.RandomName(10), Region: s3.Region, Endpoint: s3.Endpoint,
-		AccessKeyID: s3.AccessKey, SecretAccessKey: s3.SecretKey, PathStyle: true,
-	})
-	if err != nil {
-		t.Fatalf("open s3 objects: %v", err)
-	}
-	if err := objects.EnsureBucket(ctx); err != nil {
-		t.Fatalf("create bucket: %v", err)
-	}
-	t.Cleanup(func() { objects.Close() })
-	return store, objects
-}
+func Backends() []Backend { return teststores.All() }
 
 // Options shape a test node. The zero value is an embedded node with
 // auto-creation on, three partitions for auto-created topics and a short
