@@ -174,7 +174,13 @@ func (p *partition) Receive(ctx actor.Context) {
 	defer func() {
 		if r := recover(); r != nil {
 			p.log.Error("partition actor panicked; stopping it", "panic", r, "stack", string(debug.Stack()))
-			p.stop(ctx, fmt.Errorf("%w: internal error", ErrNotOwner))
+			err := fmt.Errorf("%w: internal error", ErrNotOwner)
+			// The request being handled may be in none of the lists stop
+			// answers from; answer it here so its caller does not hang.
+			if req, ok := ctx.Message().(Request); ok {
+				req.fail(err)
+			}
+			p.stop(ctx, err)
 		}
 	}()
 	switch m := ctx.Message().(type) {

@@ -182,7 +182,8 @@ func (w *walCmd) withTimeout(ctx context.Context, extra time.Duration) (context.
 
 // fail reports err and returns the failure status.
 func (w *walCmd) fail(err error) int {
-	fmt.Fprintf(w.stderr, "morax wal %s: %v\n", w.name, err)
+	// Client errors start with "morax wal:" already.
+	fmt.Fprintf(w.stderr, "morax wal %s: %s\n", w.name, strings.TrimPrefix(err.Error(), "morax wal: "))
 	return 1
 }
 

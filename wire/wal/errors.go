@@ -15,18 +15,18 @@ import (
 // non-2xx status. The original protocol had only CodeUnexpected; the rest
 // follow its PascalCase style. The table in doc.go lists their statuses.
 const (
-	CodeUnexpected       = "Unexpected"
-	CodeNotFound         = "NotFound"
-	CodeAlreadyExists    = "AlreadyExists"
-	CodeInvalidArgument  = "InvalidArgument"
-	CodeConflict         = "Conflict"
-	CodeOffsetOutOfRange = "OffsetOutOfRange"
-	CodePayloadTooLarge  = "PayloadTooLarge"
-	CodeTooManyRequests  = "TooManyRequests"
-	CodeUnavailable      = "Unavailable"
-	CodeMethodNotAllowed = "MethodNotAllowed"
-	CodePermissionDenied = "PermissionDenied"
-	CodeUnimplemented    = "Unimplemented"
+	CodeUnexpected       = "Unexpected"       // 500: anything not below
+	CodeNotFound         = "NotFound"         // 404: unknown log, partition or endpoint
+	CodeAlreadyExists    = "AlreadyExists"    // 409: create of an existing name
+	CodeInvalidArgument  = "InvalidArgument"  // 400: malformed or out-of-domain request
+	CodeConflict         = "Conflict"         // 409: expected_offset is not the log's end
+	CodeOffsetOutOfRange = "OffsetOutOfRange" // 416: offset outside the log
+	CodePayloadTooLarge  = "PayloadTooLarge"  // 413: body or entry over its limit
+	CodeTooManyRequests  = "TooManyRequests"  // 429: node buffers full; retry
+	CodeUnavailable      = "Unavailable"      // 503: storage, ownership or shutdown; retry
+	CodeMethodNotAllowed = "MethodNotAllowed" // 405: wrong HTTP method
+	CodePermissionDenied = "PermissionDenied" // 403: refused by the node's configuration
+	CodeUnimplemented    = "Unimplemented"    // 501: not supported by this node
 )
 
 // Errors of this layer that have no broker counterpart.

@@ -212,4 +212,5 @@ type rangeError struct {
 
 func (e *rangeError) Error() string { return e.err.Error() }
 
+// Unwrap keeps errors.Is(err, actors.ErrOffsetOutOfRange) true.
 func (e *rangeError) Unwrap() error { return e.err }

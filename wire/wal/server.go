@@ -21,14 +21,12 @@ import (
 
 // Defaults for zero Config fields.
 const (
-	DefaultListenAddr     = "127.0.0.1:8848"
-	DefaultMaxBodyBytes   = 16 << 20
-	DefaultMaxWait        = 30 * time.Second
-	DefaultRequestTimeout = 30 * time.Second
-	DefaultTailHeartbeat  = 15 * time.Second
-	// DefaultReadBytes is the entry bytes a read returns when it sets no
-	// max_bytes.
-	DefaultReadBytes = 1 << 20
+	DefaultListenAddr     = "127.0.0.1:8848" // Config.ListenAddr
+	DefaultMaxBodyBytes   = 16 << 20         // Config.MaxBodyBytes
+	DefaultMaxWait        = 30 * time.Second // Config.MaxWait
+	DefaultRequestTimeout = 30 * time.Second // Config.RequestTimeout
+	DefaultTailHeartbeat  = 15 * time.Second // Config.TailHeartbeat
+	DefaultReadBytes      = 1 << 20          // a read's max_bytes when it sets none
 )
 
 // Config configures a Server.

@@ -63,6 +63,7 @@ type APIError struct {
 	StartOffset, EndOffset int64
 }
 
+// Error formats the code, status and message.
 func (e *APIError) Error() string {
 	return fmt.Sprintf("morax wal: %s (HTTP %d): %s", e.Code, e.Status, e.Message)
 }
@@ -85,6 +86,7 @@ type StatusError struct {
 	Body string
 }
 
+// Error formats the status and the start of the body.
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("morax wal: unexpected HTTP status %d %s: %q", e.Status, http.StatusText(e.Status), e.Body)
 }
