@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/morax-dev/morax/actors"
 	"github.com/morax-dev/morax/persistence/segment"
 )
 
@@ -69,6 +72,9 @@ func BenchmarkAppend(b *testing.B) {
 				if f := failed.Load(); f > 0 {
 					b.Fatalf("%d appends failed", f)
 				}
+				if n, sum := histogram(b, opts, "morax_flush_bytes"); n > 0 {
+					b.ReportMetric(sum/n/(1<<20), "MiB/object")
+				}
 			})
 		}
 	}
@@ -109,4 +115,19 @@ func BenchmarkRawPut(b *testing.B) {
 			}
 		})
 	}
+}
+
+// histogram returns the sample count and sum of a histogram metric.
+func histogram(b *testing.B, opts actors.Options, name string) (count, sum float64) {
+	mfs, err := opts.Metrics.(prometheus.Gatherer).Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			h := mf.GetMetric()[0].GetHistogram()
+			return float64(h.GetSampleCount()), h.GetSampleSum()
+		}
+	}
+	return 0, 0
 }
