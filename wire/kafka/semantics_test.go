@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/morax-dev/morax/internal/itest"
 	"github.com/morax-dev/morax/actors"
 	"github.com/morax-dev/morax/persistence/meta"
 	"github.com/morax-dev/morax/persistence/objstore"
@@ -269,7 +270,7 @@ func TestSlowStorage(t *testing.T) {
 	// A fetch parked for long is answered when the server closes.
 	fetcher := dialRaw(t, n.Addr)
 	fcorr := fetcher.send(fetchReq("slow", 20*time.Second, 1, 1<<20, 1<<20, 0))
-	time.Sleep(200 * time.Millisecond) // let it park
+	itest.WaitForGauge(t, n.Registry, "morax_parked_readers", 1)
 	slow.unblock()
 	closed := make(chan error, 1)
 	go func() {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/morax-dev/morax/internal/itest"
 	"github.com/morax-dev/morax/wire/wal"
 	"github.com/morax-dev/morax/wire/wal/client"
 	"github.com/morax-dev/morax/wire/wal/waltest"
@@ -24,7 +25,7 @@ func TestCloseEndsLongPolls(t *testing.T) {
 		_, err := n.Client.Read(ctx, "lp", 0, &client.ReadOptions{Wait: 25 * time.Second})
 		got <- err
 	}()
-	time.Sleep(200 * time.Millisecond) // let it park
+	itest.WaitForGauge(t, n.Registry, "morax_parked_readers", 1)
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
