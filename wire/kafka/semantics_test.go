@@ -9,8 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/morax-dev/morax/internal/itest"
 	"github.com/morax-dev/morax/actors"
+	"github.com/morax-dev/morax/internal/itest"
 	"github.com/morax-dev/morax/persistence/meta"
 	"github.com/morax-dev/morax/persistence/objstore"
 	"github.com/morax-dev/morax/persistence/segment"
