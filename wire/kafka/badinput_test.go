@@ -227,6 +227,10 @@ func TestBadInput(t *testing.T) {
 		{"frame shorter than a header", func() []byte { return append(binary.BigEndian.AppendUint32(nil, 4), 0, 18, 0, 0) }, false},
 		{"oversized frame", func() []byte { return binary.BigEndian.AppendUint32(nil, 100<<20+1) }, false},
 		{"negative frame size", func() []byte { return binary.BigEndian.AppendUint32(nil, 0xFFFFFFFF) }, false},
+		{"oversized metadata request (not produce)", func() []byte {
+			// 9 MiB announced, key 3 (Metadata): refused before it is read.
+			return append(binary.BigEndian.AppendUint32(nil, 9<<20), 0, 3, 0, 12)
+		}, false},
 		{"unknown api key", func() []byte { return rawFrame(999, 0, 1, false, nil) }, false},
 		{"key kmsg does not know", func() []byte { return rawFrame(-1, 0, 1, false, nil) }, false},
 		{"unsupported metadata version", func() []byte { return rawFrame(3, 99, 1, true, nil) }, false},

@@ -38,6 +38,14 @@ const minHeaderBytes = 8
 // so a size prefix alone cannot make us allocate the whole frame limit.
 const frameChunk = 1 << 20
 
+// maxControlFrame bounds every request but Produce. Only Produce carries
+// record payloads, which stay bytes; other requests decode into Go values
+// that can be many times their wire size (kmsg checks an array's count only
+// against the bytes left), so a large frame of another kind is refused
+// before it is read. Real clients' largest such requests (OffsetCommit or
+// Metadata over many thousands of partitions) are a few hundred KiB.
+const maxControlFrame = 8 << 20
+
 // readFrame reads one size-prefixed frame from r. It allocates as bytes
 // arrive, up to limit.
 func readFrame(r *bufio.Reader, limit int32) ([]byte, error) {
@@ -57,6 +65,14 @@ func readFrameChunked(r *bufio.Reader, limit int32, chunk int32) ([]byte, error)
 		return nil, fmt.Errorf("%w: %d bytes", errBadFrame, size)
 	case size > limit:
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", errFrameTooLarge, size, limit)
+	case size > maxControlFrame:
+		key, err := r.Peek(2)
+		if err != nil {
+			return nil, noEOF(err)
+		}
+		if k := int16(binary.BigEndian.Uint16(key)); k != int16(kmsg.Produce) {
+			return nil, fmt.Errorf("%w: %d bytes for api key %d, limit %d for requests other than Produce", errFrameTooLarge, size, k, maxControlFrame)
+		}
 	}
 	if size <= chunk {
 		frame := make([]byte, size)
