@@ -4,6 +4,7 @@
 //	morax version                                  print the version
 //	morax wal <command> ...                        use a node's WAL service
 //	morax bench ...                                load tool and benchmarks
+//	morax cluster status                           nodes and lease owners
 //
 // main only parses the command line and wires the parts together.
 package main
@@ -37,6 +38,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case "wal":
 		return runWAL(ctx, args[1:], stdin, stdout, stderr)
+	case "cluster":
+		return runCluster(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
@@ -57,6 +60,7 @@ Usage:
   morax wal <create|append|read|tail|list|describe|delete|trim> ...
                                                  use a node's WAL service (morax wal --help)
   morax bench [flags] | raw-s3 | raw-pg | report  load tool and benchmarks (morax bench -h)
+  morax cluster status [--endpoint URL] [--json] nodes, heartbeats and lease owners
   morax version                                  print the version
 `)
 }

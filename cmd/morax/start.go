@@ -159,6 +159,15 @@ func startNode(ctx context.Context, cfg config.Config, logger *slog.Logger) (err
 	if err := walSrv.Listen(); err != nil {
 		return fmt.Errorf("wal listener: %w", err)
 	}
+	membership, err := actors.StartMembership(ctx, store, meta.Node{
+		ID:         nodeID,
+		KafkaAddr:  cfg.KafkaAdvertised(),
+		WALAddr:    walSrv.Addr().String(),
+		RemoteAddr: cfg.Cluster.RemoteListenAddr,
+	}, cfg.Cluster.HeartbeatInterval.Duration(), logger)
+	if err != nil {
+		return err
+	}
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- kafkaSrv.Serve() }()
 	go func() { serveErr <- walSrv.Serve() }()
@@ -174,7 +183,8 @@ func startNode(ctx context.Context, cfg config.Config, logger *slog.Logger) (err
 	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	errs := []error{err}
-	errs = append(errs, kafkaSrv.Close(stopCtx), walSrv.Close(stopCtx), groups.Close(stopCtx), broker.Close(stopCtx))
+	errs = append(errs, kafkaSrv.Close(stopCtx), walSrv.Close(stopCtx), groups.Close(stopCtx), broker.Close(stopCtx),
+		membership.Close(stopCtx))
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

@@ -74,6 +74,11 @@ func TestStartEmbeddedAndStop(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The admin view lists this node.
+	status, err := exec.Command(bin, "cluster", "status", "--endpoint", "http://"+walAddr).CombinedOutput()
+	if err != nil || !strings.Contains(string(status), "node-") || !strings.Contains(string(status), kafkaAddr) {
+		t.Fatalf("cluster status: %v\n%s", err, status)
+	}
 	c, err := net.DialTimeout("tcp", kafkaAddr, 5*time.Second)
 	if err != nil {
 		t.Fatalf("kafka port: %v", err)

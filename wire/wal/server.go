@@ -344,6 +344,10 @@ func (s *Server) routeJSON(ctx *fasthttp.RequestCtx) {
 		if allow(ctx, fasthttp.MethodGet) {
 			s.handleList(ctx)
 		}
+	case "/v1/cluster":
+		if allow(ctx, fasthttp.MethodGet) {
+			s.handleCluster(ctx)
+		}
 	default:
 		p := string(path)
 		if name, ok := strings.CutPrefix(p, logsPrefix); ok && name != "" && !strings.Contains(name, "/") {
