@@ -1,9 +1,9 @@
 package wal
 
 import (
-	"bytes"
 	"encoding/base64"
-	"strconv"
+
+	"github.com/morax-dev/morax/wire/wal/internal/jsonscan"
 )
 
 // A fast path for the one hot request body, POST /v1/append.
@@ -25,141 +25,27 @@ type fastAppendWire struct {
 	expected, partition *int64
 }
 
-type fastScanner struct {
-	b   []byte
-	pos int
-}
-
-func (s *fastScanner) ws() {
-	for s.pos < len(s.b) {
-		switch s.b[s.pos] {
-		case ' ', '\t', '\n', '\r':
-			s.pos++
-		default:
-			return
-		}
-	}
-}
-
-// consume skips whitespace and then c, reporting whether c was there.
-func (s *fastScanner) consume(c byte) bool {
-	s.ws()
-	if s.pos < len(s.b) && s.b[s.pos] == c {
-		s.pos++
-		return true
-	}
-	return false
-}
-
-// peek skips whitespace and returns the next byte (0 at the end).
-func (s *fastScanner) peek() byte {
-	s.ws()
-	if s.pos < len(s.b) {
-		return s.b[s.pos]
-	}
-	return 0
-}
-
-// str scans a string without escapes or control characters and returns
-// its bytes (aliasing the input).
-func (s *fastScanner) str() ([]byte, bool) {
-	if !s.consume('"') {
-		return nil, false
-	}
-	start := s.pos
-	for s.pos < len(s.b) {
-		c := s.b[s.pos]
-		switch {
-		case c == '"':
-			s.pos++
-			return s.b[start : s.pos-1], true
-		case c == '\\' || c < 0x20 || c >= 0x80:
-			// Escapes and non-ASCII (which encoding/json would check for
-			// valid UTF-8) take the slow path.
-			return nil, false
-		}
-		s.pos++
-	}
-	return nil, false
-}
-
-// b64 scans a string meant to hold base64 and returns its bytes (aliasing
-// the input). It only rules out what base64 decoding would not catch: an
-// escape, or a raw newline (which JSON forbids in strings but the decoder
-// skips). Any other byte outside the alphabet fails the decoding later.
-func (s *fastScanner) b64() ([]byte, bool) {
-	if !s.consume('"') {
-		return nil, false
-	}
-	rest := s.b[s.pos:]
-	end := bytes.IndexByte(rest, '"')
-	if end < 0 {
-		return nil, false
-	}
-	v := rest[:end:end]
-	if bytes.IndexByte(v, '\\') >= 0 || bytes.IndexByte(v, '\n') >= 0 || bytes.IndexByte(v, '\r') >= 0 {
-		return nil, false
-	}
-	s.pos += end + 1
-	return v, true
-}
-
-// null consumes a JSON null.
-func (s *fastScanner) null() bool {
-	s.ws()
-	if len(s.b)-s.pos >= 4 && string(s.b[s.pos:s.pos+4]) == "null" {
-		s.pos += 4
-		return true
-	}
-	return false
-}
-
-// int scans an integer literal that fits an int64 comfortably.
-func (s *fastScanner) int() (int64, bool) {
-	s.ws()
-	start := s.pos
-	if s.pos < len(s.b) && s.b[s.pos] == '-' {
-		s.pos++
-	}
-	digits := s.pos
-	for s.pos < len(s.b) && s.b[s.pos] >= '0' && s.b[s.pos] <= '9' {
-		s.pos++
-	}
-	n := s.pos - digits
-	if n == 0 || n > 18 || (n > 1 && s.b[digits] == '0') {
-		return 0, false
-	}
-	if s.pos < len(s.b) {
-		switch s.b[s.pos] {
-		case '.', 'e', 'E':
-			return 0, false
-		}
-	}
-	v, err := strconv.ParseInt(string(s.b[start:s.pos]), 10, 64)
-	return v, err == nil
-}
-
 // fastAppend scans an append body. The entries' data and keys are decoded
 // into one new buffer, never aliasing body.
 func fastAppend(body []byte) (fastAppendWire, bool) {
-	s := fastScanner{b: body}
+	s := jsonscan.New(body)
 	var w fastAppendWire
-	if !s.consume('{') {
+	if !s.Consume('{') {
 		return w, false
 	}
 	// Entries' base64 spans, decoded once the whole body has been checked.
 	type span struct{ data, key []byte }
 	var spans []span
 	sawEntries := false
-	if s.peek() != '}' {
+	if s.Peek() != '}' {
 		for {
-			key, ok := s.str()
-			if !ok || !s.consume(':') {
+			key, ok := s.Str()
+			if !ok || !s.Consume(':') {
 				return w, false
 			}
 			switch string(key) {
 			case "name":
-				v, ok := s.str()
+				v, ok := s.Str()
 				if !ok {
 					return w, false
 				}
@@ -167,8 +53,8 @@ func fastAppend(body []byte) (fastAppendWire, bool) {
 			case "expected_offset", "partition":
 				// As encoding/json does, a later null resets an earlier value.
 				var p *int64
-				if !s.null() {
-					v, ok := s.int()
+				if !s.Null() {
+					v, ok := s.Int()
 					if !ok {
 						return w, false
 					}
@@ -180,26 +66,26 @@ func fastAppend(body []byte) (fastAppendWire, bool) {
 					w.expected = p
 				}
 			case "entries":
-				if sawEntries || !s.consume('[') {
+				if sawEntries || !s.Consume('[') {
 					return w, false // a repeated key or null: slow path
 				}
 				sawEntries = true
-				if s.peek() != ']' {
+				if s.Peek() != ']' {
 					for {
-						if !s.consume('{') {
+						if !s.Consume('{') {
 							return w, false
 						}
 						var sp span
 						var sawData, sawKey bool
-						if s.peek() != '}' {
+						if s.Peek() != '}' {
 							for {
-								k, ok := s.str()
-								if !ok || !s.consume(':') {
+								k, ok := s.Str()
+								if !ok || !s.Consume(':') {
 									return w, false
 								}
 								var v []byte
-								if !s.null() {
-									if v, ok = s.b64(); !ok {
+								if !s.Null() {
+									if v, ok = s.B64(); !ok {
 										return w, false
 									}
 									if v == nil {
@@ -220,35 +106,35 @@ func fastAppend(body []byte) (fastAppendWire, bool) {
 								default:
 									return w, false
 								}
-								if !s.consume(',') {
+								if !s.Consume(',') {
 									break
 								}
 							}
 						}
-						if !s.consume('}') {
+						if !s.Consume('}') {
 							return w, false
 						}
 						spans = append(spans, sp)
-						if !s.consume(',') {
+						if !s.Consume(',') {
 							break
 						}
 					}
 				}
-				if !s.consume(']') {
+				if !s.Consume(']') {
 					return w, false
 				}
 			default:
 				return w, false
 			}
-			if !s.consume(',') {
+			if !s.Consume(',') {
 				break
 			}
 		}
 	}
-	if !s.consume('}') {
+	if !s.Consume('}') {
 		return w, false
 	}
-	if s.ws(); s.pos != len(body) {
+	if !s.AtEnd() {
 		return w, false
 	}
 	size := 0

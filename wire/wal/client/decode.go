@@ -1,11 +1,11 @@
 package client
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"strconv"
+
+	"github.com/morax-dev/morax/wire/wal/internal/jsonscan"
 )
 
 // A fast path for the one large response, a read's entries.
@@ -35,125 +35,18 @@ func (r *ReadResult) decodeBody(body []byte) error {
 	return nil
 }
 
-type scanner struct {
-	b   []byte
-	pos int
-}
-
-func (s *scanner) ws() {
-	for s.pos < len(s.b) {
-		switch s.b[s.pos] {
-		case ' ', '\t', '\n', '\r':
-			s.pos++
-		default:
-			return
-		}
-	}
-}
-
-func (s *scanner) consume(c byte) bool {
-	s.ws()
-	if s.pos < len(s.b) && s.b[s.pos] == c {
-		s.pos++
-		return true
-	}
-	return false
-}
-
-func (s *scanner) peek() byte {
-	s.ws()
-	if s.pos < len(s.b) {
-		return s.b[s.pos]
-	}
-	return 0
-}
-
-// key scans an object key made of plain ASCII.
-func (s *scanner) key() (string, bool) {
-	if !s.consume('"') {
-		return "", false
-	}
-	start := s.pos
-	for s.pos < len(s.b) {
-		c := s.b[s.pos]
-		if c == '"' {
-			s.pos++
-			return string(s.b[start : s.pos-1]), s.consume(':')
-		}
-		if c == '\\' || c < 0x20 || c >= 0x80 {
-			return "", false
-		}
-		s.pos++
-	}
-	return "", false
-}
-
-// b64 scans a string meant to hold base64 (see the server's twin): it
-// rules out escapes and raw newlines, which base64 decoding would skip;
-// other stray bytes fail the decoding.
-func (s *scanner) b64() ([]byte, bool) {
-	if !s.consume('"') {
-		return nil, false
-	}
-	rest := s.b[s.pos:]
-	end := bytes.IndexByte(rest, '"')
-	if end < 0 {
-		return nil, false
-	}
-	v := rest[:end:end]
-	if bytes.IndexByte(v, '\\') >= 0 || bytes.IndexByte(v, '\n') >= 0 || bytes.IndexByte(v, '\r') >= 0 {
-		return nil, false
-	}
-	s.pos += end + 1
-	return v, true
-}
-
-func (s *scanner) null() bool {
-	s.ws()
-	if len(s.b)-s.pos >= 4 && string(s.b[s.pos:s.pos+4]) == "null" {
-		s.pos += 4
-		return true
-	}
-	return false
-}
-
-// int scans an integer literal of at most 18 digits.
-func (s *scanner) int() (int64, bool) {
-	s.ws()
-	start := s.pos
-	if s.pos < len(s.b) && s.b[s.pos] == '-' {
-		s.pos++
-	}
-	digits := s.pos
-	for s.pos < len(s.b) && s.b[s.pos] >= '0' && s.b[s.pos] <= '9' {
-		s.pos++
-	}
-	n := s.pos - digits
-	if n == 0 || n > 18 || (n > 1 && s.b[digits] == '0') {
-		return 0, false
-	}
-	if s.pos < len(s.b) {
-		switch s.b[s.pos] {
-		case '.', 'e', 'E':
-			return 0, false
-		}
-	}
-	v, err := strconv.ParseInt(string(s.b[start:s.pos]), 10, 64)
-	return v, err == nil
-}
-
 // optB64 scans a base64 string or null; a nil result means null.
-func (s *scanner) optB64() ([]byte, bool) {
-	if s.null() {
+func optB64(s *jsonscan.Scanner) ([]byte, bool) {
+	if s.Null() {
 		return nil, true
 	}
-	return s.b64()
+	return s.B64()
 }
 
 // fastReadResult scans a read response. Entry data and keys are decoded
 // into one new buffer.
 func fastReadResult(body []byte) (ReadResult, bool) {
-	s := scanner{b: body}
+	s := jsonscan.New(body)
 	var r ReadResult
 	type span struct {
 		index     int64
@@ -161,12 +54,12 @@ func fastReadResult(body []byte) (ReadResult, bool) {
 	}
 	var spans []span
 	sawEntries, sawEnd := false, false
-	if !s.consume('{') {
+	if !s.Consume('{') {
 		return r, false
 	}
-	if s.peek() != '}' {
+	if s.Peek() != '}' {
 		for {
-			k, ok := s.key()
+			k, ok := s.Key()
 			if !ok {
 				return r, false
 			}
@@ -176,75 +69,75 @@ func fastReadResult(body []byte) (ReadResult, bool) {
 					return r, false
 				}
 				sawEnd = true
-				if r.EndOffset, ok = s.int(); !ok {
+				if r.EndOffset, ok = s.Int(); !ok {
 					return r, false
 				}
 			case "entries":
-				if sawEntries || !s.consume('[') {
+				if sawEntries || !s.Consume('[') {
 					return r, false // repeated, or null: encoding/json decides
 				}
 				sawEntries = true
-				if s.peek() != ']' {
+				if s.Peek() != ']' {
 					for {
-						if !s.consume('{') {
+						if !s.Consume('{') {
 							return r, false
 						}
 						var sp span
 						var sawIndex, sawData, sawKey bool
-						if s.peek() != '}' {
+						if s.Peek() != '}' {
 							for {
-								ek, ok := s.key()
+								ek, ok := s.Key()
 								if !ok {
 									return r, false
 								}
 								switch {
 								case ek == "index" && !sawIndex:
 									sawIndex = true
-									if sp.index, ok = s.int(); !ok {
+									if sp.index, ok = s.Int(); !ok {
 										return r, false
 									}
 								case ek == "data" && !sawData:
 									sawData = true
-									if sp.data, ok = s.optB64(); !ok {
+									if sp.data, ok = optB64(s); !ok {
 										return r, false
 									}
 								case ek == "key" && !sawKey:
 									sawKey = true
-									if sp.key, ok = s.optB64(); !ok {
+									if sp.key, ok = optB64(s); !ok {
 										return r, false
 									}
 								default:
 									return r, false
 								}
-								if !s.consume(',') {
+								if !s.Consume(',') {
 									break
 								}
 							}
 						}
-						if !s.consume('}') {
+						if !s.Consume('}') {
 							return r, false
 						}
 						spans = append(spans, sp)
-						if !s.consume(',') {
+						if !s.Consume(',') {
 							break
 						}
 					}
 				}
-				if !s.consume(']') {
+				if !s.Consume(']') {
 					return r, false
 				}
 			default:
 				return r, false
 			}
-			if !s.consume(',') {
+			if !s.Consume(',') {
 				break
 			}
 		}
 	}
-	if !s.consume('}') {
+	if !s.Consume('}') {
 		return r, false
 	}
-	if s.ws(); s.pos != len(body) {
+	if !s.AtEnd() {
 		return r, false
 	}
 	if !sawEntries {
