@@ -31,11 +31,13 @@ type Broker struct {
 	// actor writes it; everyone may read it to skip a hop through the registry.
 	pids sync.Map // meta.PartitionKey -> *actor.PID
 
-	// topics caches topics by name; guarded by topicsMu. Every topic change
-	// made through this Broker updates it; other nodes' changes arrive when
-	// an entry is refreshed (see Topic).
-	topicsMu sync.RWMutex
-	topics   map[string]meta.Topic
+	// topics caches topics by name, and topicsByID the same by id; both
+	// guarded by topicsMu. Every topic change made through this Broker
+	// updates them; other nodes' changes arrive when an entry is refreshed
+	// (see Topic).
+	topicsMu   sync.RWMutex
+	topics     map[string]meta.Topic
+	topicsByID map[meta.TopicID]meta.Topic
 
 	closing atomic.Bool
 	bg      sync.WaitGroup // background loops (retention, sweep)
@@ -46,11 +48,12 @@ type Broker struct {
 func New(opts Options, store meta.Store, objects objstore.Store) (*Broker, error) {
 	opts = opts.withDefaults()
 	b := &Broker{
-		opts:    opts,
-		meta:    store,
-		objects: objects,
-		budget:  &budget{limit: opts.NodeBufferBytes},
-		topics:  map[string]meta.Topic{},
+		opts:       opts,
+		meta:       store,
+		objects:    objects,
+		budget:     &budget{limit: opts.NodeBufferBytes},
+		topics:     map[string]meta.Topic{},
+		topicsByID: map[meta.TopicID]meta.Topic{},
 	}
 	b.metrics = newMetrics(opts.Metrics, b.budget)
 	b.blocks = newBlockCache(objects, opts.BlockCacheBytes, opts.BlockSize, b.metrics)
@@ -197,13 +200,11 @@ func (b *Broker) RefreshTopic(ctx context.Context, name string) (meta.Topic, err
 // TopicByID returns a topic by id.
 func (b *Broker) TopicByID(ctx context.Context, id meta.TopicID) (meta.Topic, error) {
 	b.topicsMu.RLock()
-	for _, t := range b.topics {
-		if t.ID == id {
-			b.topicsMu.RUnlock()
-			return t, nil
-		}
-	}
+	t, ok := b.topicsByID[id]
 	b.topicsMu.RUnlock()
+	if ok {
+		return t, nil
+	}
 	t, err := b.meta.TopicByID(ctx, id)
 	if errors.Is(err, meta.ErrNotFound) {
 		return meta.Topic{}, fmt.Errorf("%w: id %s", ErrUnknownTopic, id)
@@ -295,12 +296,19 @@ func (b *Broker) AddPartitions(ctx context.Context, name string, total int32) er
 
 func (b *Broker) cacheTopic(t meta.Topic) {
 	b.topicsMu.Lock()
+	if old, ok := b.topics[t.Name]; ok && old.ID != t.ID {
+		delete(b.topicsByID, old.ID) // the name was deleted and reused
+	}
 	b.topics[t.Name] = t
+	b.topicsByID[t.ID] = t
 	b.topicsMu.Unlock()
 }
 
 func (b *Broker) uncacheTopic(name string) {
 	b.topicsMu.Lock()
+	if old, ok := b.topics[name]; ok {
+		delete(b.topicsByID, old.ID)
+	}
 	delete(b.topics, name)
 	b.topicsMu.Unlock()
 }

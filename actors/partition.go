@@ -142,7 +142,6 @@ type flush struct {
 	uploaded  bool
 	// committing is set while the metadata transaction runs.
 	committing bool
-	sealedAt   time.Time
 }
 
 // cachedSegment is a committed segment kept in memory for tail reads.

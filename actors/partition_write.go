@@ -179,7 +179,6 @@ func (p *partition) seal() {
 		maxTs:     p.buf.MaxTimestamp(),
 		appends:   p.bufAppend,
 		dups:      p.bufDups,
-		sealedAt:  time.Now(),
 		producers: make([]meta.ProducerState, 0, len(p.bufProds)),
 	}
 	for _, s := range p.bufProds {
