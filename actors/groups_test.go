@@ -726,14 +726,21 @@ func TestGroupIdleActorsStopAndReload(t *testing.T) {
 func TestGroupPendingBytesBound(t *testing.T) {
 	o := fastGroupOptions()
 	o.MaxPendingBytes = 1024
+	// A long initial delay keeps the first member's join parked, so its
+	// bytes stay held while the big join arrives.
+	o.InitialRebalanceDelay = time.Minute
 	e := newGroupEnv(t, o)
 	big := consumerJoin("g", "", "c", "t")
 	big.Protocols[0].Metadata = make([]byte, 4096)
 	// The first request over the limit is let through when nothing else
 	// is held, so park one join first.
 	_, parked := e.joinNew(consumerJoin("g", "", "a", "t"))
-	_ = parked
 	mustErr(t, "join past the byte bound", e.join(big).Err, actors.ErrCoordinatorNotAvailable)
+	select {
+	case r := <-parked:
+		t.Fatalf("parked join answered before the rebalance delay: %+v", r)
+	default:
+	}
 }
 
 func TestGroupMembersThatDoNotSyncAreRemoved(t *testing.T) {
