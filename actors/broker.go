@@ -39,6 +39,11 @@ type Broker struct {
 	topics     map[string]meta.Topic
 	topicsByID map[meta.TopicID]meta.Topic
 
+	// owner is this process's lease owner string (meta.LeaseOwner).
+	owner string
+	// cluster is the ownership loop, nil without StartCluster.
+	cluster atomic.Pointer[ownership]
+
 	closing atomic.Bool
 	bg      sync.WaitGroup // background loops (retention, sweep)
 	stopBg  context.CancelFunc
@@ -49,6 +54,7 @@ func New(opts Options, store meta.Store, objects objstore.Store) (*Broker, error
 	opts = opts.withDefaults()
 	b := &Broker{
 		opts:       opts,
+		owner:      meta.LeaseOwner(opts.NodeID, newIncarnation()),
 		meta:       store,
 		objects:    objects,
 		budget:     &budget{limit: opts.NodeBufferBytes},
@@ -83,8 +89,12 @@ func New(opts Options, store meta.Store, objects objstore.Store) (*Broker, error
 	return b, nil
 }
 
-// NodeID is the id this node uses in leases.
+// NodeID is this node's id.
 func (b *Broker) NodeID() string { return b.opts.NodeID }
+
+// LeaseOwner is the owner string this process writes into leases: the node
+// id and an incarnation new at every start (meta.LeaseOwner).
+func (b *Broker) LeaseOwner() string { return b.owner }
 
 // Meta is the metadata store, for layers that keep their own records in it
 // (consumer group offsets).
@@ -105,6 +115,9 @@ func (b *Broker) Close(ctx context.Context) error {
 		return nil
 	}
 	b.stopBg()
+	if c := b.cluster.Load(); c != nil {
+		c.close() // before the drain, so it starts nothing new
+	}
 	done := make(chan struct{})
 	b.system.Root.Send(b.registry, &drainAll{done: done})
 	var err error
@@ -142,6 +155,10 @@ func (b *Broker) Send(t meta.Topic, p int32, r Request) {
 	key := meta.PartitionKey{TopicID: t.ID, Partition: p}
 	if pid, ok := b.pids.Load(key); ok {
 		b.system.Root.Send(pid.(*actor.PID), r)
+		return
+	}
+	if c := b.cluster.Load(); c != nil && !c.mayStart(t.ID, p) {
+		r.fail(fmt.Errorf("%w: %s/%d is served by another node", ErrNotOwner, t.Name, p))
 		return
 	}
 	b.system.Root.Send(b.registry, &route{topic: t, partition: p, req: r})
@@ -301,6 +318,16 @@ func (b *Broker) cacheTopic(t meta.Topic) {
 	}
 	b.topics[t.Name] = t
 	b.topicsByID[t.ID] = t
+	b.topicsMu.Unlock()
+}
+
+// uncacheTopicID forgets t unless its name now names another topic.
+func (b *Broker) uncacheTopicID(t meta.Topic) {
+	b.topicsMu.Lock()
+	if cur, ok := b.topics[t.Name]; ok && cur.ID == t.ID {
+		delete(b.topics, t.Name)
+	}
+	delete(b.topicsByID, t.ID)
 	b.topicsMu.Unlock()
 }
 

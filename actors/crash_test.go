@@ -83,7 +83,7 @@ func crashChild() int {
 		fmt.Fprintln(os.Stderr, "crash child:", err)
 		return 1
 	}
-	opts := testOptions("crash-node")
+	opts := crashOptions()
 	opts.Metrics = nil
 	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	b, err := actors.New(opts, slowCommits{Store: store, delay: 3 * time.Millisecond}, objects)
@@ -112,7 +112,11 @@ func crashChild() int {
 				part := int32(i % crashParts)
 				r, err := b.AppendWait(ctx, tp, part, batchOf(nil, v), -1)
 				if err != nil || r.Err != nil {
-					continue // not acknowledged: the parent expects nothing
+					// Not acknowledged: the parent expects nothing. Until
+					// the killed incarnation's leases expire every append
+					// is refused; do not spin on them.
+					time.Sleep(10 * time.Millisecond)
+					continue
 				}
 				mu.Lock()
 				fmt.Fprintf(out, "ACK %d %d %s\n", part, r.BaseOffset, v)
@@ -200,7 +204,7 @@ func TestCrashSafety(t *testing.T) {
 				t.Fatalf("only %d records acknowledged across all rounds; the test proves nothing", total)
 			}
 			bk := open(t)
-			opts := testOptions("crash-node")
+			opts := crashOptions()
 			opts.OrphanMinAge = time.Millisecond
 			b := startBroker(t, bk, opts)
 			tp, err := b.Topic(context.Background(), crashTopic)
@@ -211,6 +215,8 @@ func TestCrashSafety(t *testing.T) {
 				t.Fatalf("sweep: %v", err)
 			}
 			for p := range int32(crashParts) {
+				// The killed incarnation's lease must expire first.
+				waitServed(t, b, tp, p)
 				recs := readAll(t, b, tp, p, 0) // fails on any offset gap
 				seen := map[string]int64{}
 				for _, r := range recs {
@@ -231,6 +237,35 @@ func TestCrashSafety(t *testing.T) {
 			}
 			t.Logf("%s: %d acknowledged records survived 6 SIGKILLs", be, total)
 		})
+	}
+}
+
+// crashOptions are the child's and the checking parent's options: one node
+// id across incarnations, and a short lease so that each new incarnation
+// waits little for the killed one's leases to expire.
+func crashOptions() actors.Options {
+	o := testOptions("crash-node")
+	o.LeaseTTL = time.Second
+	return o
+}
+
+// waitServed waits until b serves partition p (its lease is b's), failing
+// the test after a bound well past any lease expiry.
+func waitServed(t *testing.T, b *actors.Broker, tp meta.Topic, p int32) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r, err := b.ListOffsetsWait(context.Background(), tp, p, actors.LatestTimestamp)
+		if err == nil {
+			err = r.Err
+		}
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, actors.ErrNotOwner) || time.Now().After(deadline) {
+			t.Fatalf("partition %d not served: %v", p, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

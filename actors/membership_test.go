@@ -34,7 +34,7 @@ func TestMembership(t *testing.T) {
 		}
 		found := false
 		for _, l := range st.Leases {
-			if l.Resource == meta.PartitionResource(tp.ID, 0) && l.Owner == "node-a" && l.Epoch >= 1 {
+			if l.Resource == meta.PartitionResource(tp.ID, 0) && meta.LeaseNode(l.Owner) == "node-a" && l.Epoch >= 1 {
 				found = true
 			}
 		}

@@ -24,6 +24,7 @@ type metrics struct {
 	blockMisses    prometheus.Counter
 	parkedReaders  prometheus.Gauge
 	partitions     prometheus.Gauge
+	clusterNodes   prometheus.Gauge
 	retentionBytes prometheus.Counter
 	orphansDeleted prometheus.Counter
 }
@@ -50,6 +51,7 @@ func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
 		blockMisses:   prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_block_cache_misses_total", Help: "Block cache misses (ranged GETs)."}),
 		parkedReaders: prometheus.NewGauge(prometheus.GaugeOpts{Name: "morax_parked_readers", Help: "Readers waiting at the end of a log."}),
 		partitions:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "morax_partition_actors", Help: "Partition actors running on this node."}),
+		clusterNodes:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "morax_cluster_live_nodes", Help: "Live nodes in the cluster as this node last read them."}),
 		retentionBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_retention_deleted_segments_total",
 			Help: "Segments deleted by retention or trims."}),
 		orphansDeleted: prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_orphan_objects_deleted_total", Help: "Uncommitted objects removed by the sweep."}),
@@ -59,7 +61,7 @@ func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.appends, m.appendBytes, m.appendErrors, m.flushes, m.flushBytes, m.flushRecords,
 			m.uploadSeconds, m.commitSeconds, m.metaCommits, m.flushFailures, m.bufferedBytes, m.fetches,
-			m.fetchBytes, m.tailHits, m.coldReads, m.blockHits, m.blockMisses, m.parkedReaders, m.partitions,
+			m.fetchBytes, m.tailHits, m.coldReads, m.blockHits, m.blockMisses, m.parkedReaders, m.partitions, m.clusterNodes,
 			m.retentionBytes, m.orphansDeleted)
 	}
 	return m

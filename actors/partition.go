@@ -234,7 +234,7 @@ func (p *partition) Receive(ctx actor.Context) {
 	case *drain:
 		p.startDrain(ctx)
 	case *leaseReleased:
-		p.finishStop(ctx)
+		p.finishStop()
 	case *stopNow:
 		p.stop(ctx, m.err)
 	case *actor.Stopping:
@@ -298,7 +298,7 @@ func (p *partition) start() {
 	p.io(func(ctx context.Context) {
 		var m started
 		asked := time.Now()
-		m.lease, m.err = p.b.meta.AcquireLease(ctx, resource, p.b.opts.NodeID, p.b.opts.LeaseTTL)
+		m.lease, m.err = p.b.meta.AcquireLease(ctx, resource, p.b.owner, p.b.opts.LeaseTTL)
 		m.deadline = asked.Add(p.b.opts.LeaseTTL)
 		if m.err == nil {
 			m.part, m.err = p.b.meta.Partition(ctx, p.topic.ID, p.id)
@@ -404,11 +404,17 @@ func (p *partition) stop(ctx actor.Context, err error) {
 	}
 	p.phase = phaseStopped
 	p.failAll(err)
-	if ctx != nil {
-		ctx.Stop(ctx.Self())
-	} else {
-		p.b.system.Root.Stop(p.self)
-	}
+	p.retire()
+}
+
+// retire asks the registry to stop this actor. The actor does not stop
+// itself: protoactor drops, unanswered, the messages that reach a stopped
+// actor before its PID is unregistered, and requests hold callers that
+// wait for an answer. So the registry first takes the PID out of its maps
+// (no new request reaches it), lets it answer stragglers with ErrNotOwner
+// for a grace period, and only then stops it.
+func (p *partition) retire() {
+	p.root.Send(p.b.registry, &retire{key: p.key, pid: p.self})
 }
 
 // failAll answers every waiting request with err.
@@ -491,6 +497,4 @@ func (p *partition) maybeFinishDrain() {
 	})
 }
 
-func (p *partition) finishStop(ctx actor.Context) {
-	ctx.Stop(ctx.Self())
-}
+func (p *partition) finishStop() { p.retire() }

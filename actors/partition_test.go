@@ -121,7 +121,7 @@ func TestFencedOwnerCannotCommit(t *testing.T) {
 			t.Fatalf("leases: %v %v", leases, err)
 		}
 		// Node b takes over: the lease is released under a's feet.
-		if err := be.meta.ReleaseLease(ctx, resource, "node-a", leases[0].Epoch); err != nil {
+		if err := be.meta.ReleaseLease(ctx, resource, a.LeaseOwner(), leases[0].Epoch); err != nil {
 			t.Fatalf("release: %v", err)
 		}
 		b := startBroker(t, be, testOptions("node-b"))
@@ -141,7 +141,7 @@ func TestFencedOwnerCannotCommit(t *testing.T) {
 			t.Fatalf("log holds %v", values(recs))
 		}
 		l, _ := be.meta.Leases(ctx, resource)
-		if l[0].Owner != "node-b" || l[0].Epoch <= leases[0].Epoch {
+		if meta.LeaseNode(l[0].Owner) != "node-b" || l[0].Epoch <= leases[0].Epoch {
 			t.Fatalf("lease after takeover: %+v", l[0])
 		}
 	})
@@ -557,4 +557,41 @@ func TestFetchFirstBatchLargerThanMaxBytes(t *testing.T) {
 	if len(r.Batches) != len(big) {
 		t.Fatalf("fetch returned %d bytes, want the first batch whole (%d)", len(r.Batches), len(big))
 	}
+}
+
+// TestRequestsToARefusedPartitionAreAnswered sends concurrent appends to a
+// partition whose lease another incarnation of the same node id holds:
+// every one is answered (ErrNotOwner), none is lost while the refused
+// partition actors stop and new ones start.
+func TestRequestsToARefusedPartitionAreAnswered(t *testing.T) {
+	be := allBackends[0].open(t)
+	o := testOptions("same-node")
+	holder := startBroker(t, be, o)
+	tp := createTopic(t, holder, "refused", 4, nil)
+	for p := range tp.Partitions {
+		appendOK(t, holder, tp, p, batchOf(t, "held"))
+	}
+	o.Metrics = nil
+	restarted := startBroker(t, be, o)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				r, err := restarted.AppendWait(ctx, tp, int32(i)%tp.Partitions, batchOf(t, "refused"), -1)
+				cancel()
+				if err != nil {
+					t.Errorf("worker %d append %d unanswered: %v", w, i, err)
+					return
+				}
+				if !errors.Is(r.Err, actors.ErrNotOwner) {
+					t.Errorf("worker %d append %d: got %v, want ErrNotOwner", w, i, r.Err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

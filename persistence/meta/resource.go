@@ -3,6 +3,7 @@ package meta
 import (
 	"encoding/hex"
 	"fmt"
+	"strings"
 )
 
 // String formats the id as a canonical UUID.
@@ -35,4 +36,18 @@ func TopicResourcePrefix(id TopicID) string {
 // SlotResource is the lease resource name of a consumer-group coordinator slot.
 func SlotResource(slot int) string {
 	return fmt.Sprintf("g/%d", slot)
+}
+
+// LeaseOwner is the owner string a node's incarnation writes into leases:
+// the node id and a value new at every process start. A restarted node thus
+// never inherits its previous incarnation's leases (which may belong to a
+// process that is paused, not dead): it waits for them to expire like any
+// other node, and takes them with a new epoch.
+func LeaseOwner(node, incarnation string) string { return node + "@" + incarnation }
+
+// LeaseNode is the node id in a lease owner string ("" for a vacant lease).
+// Owners written without an incarnation are node ids themselves.
+func LeaseNode(owner string) string {
+	node, _, _ := strings.Cut(owner, "@")
+	return node
 }

@@ -79,12 +79,15 @@ func handleMetadata(s *Server, rc *requestContext, kreq kmsg.Request, respond fu
 
 func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	host, port := s.advertised()
-	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = s.brokerID(), host, port
-	resp.Brokers = []kmsg.MetadataResponseBroker{b}
+	view := s.broker.ClusterView()
+	brokers, controller := s.brokers(view)
+	for _, bi := range brokers {
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host, b.Port = bi.id, bi.host, bi.port
+		resp.Brokers = append(resp.Brokers, b)
+	}
 	resp.ClusterID = strPtr(s.cfg.ClusterID)
-	resp.ControllerID = s.brokerID()
+	resp.ControllerID = controller
 	if req.Version >= 8 && req.Version <= 10 && req.IncludeClusterAuthorizedOperations {
 		resp.AuthorizedOperations = clusterAllOps
 	}
@@ -133,13 +136,16 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 		}
 	}
 
-	var topics []meta.Topic
-	for _, e := range entries {
-		if e.code == 0 {
-			topics = append(topics, e.topic)
+	var epochs map[string]int32
+	if view == nil {
+		var topics []meta.Topic
+		for _, e := range entries {
+			if e.code == 0 {
+				topics = append(topics, e.topic)
+			}
 		}
+		epochs = s.leaderEpochs(ctx, topics)
 	}
-	epochs := s.leaderEpochs(ctx, topics)
 
 	resp.Topics = make([]kmsg.MetadataResponseTopic, 0, len(entries))
 	for _, e := range entries {
@@ -153,6 +159,20 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 			for p := range e.topic.Partitions {
 				mp := kmsg.NewMetadataResponseTopicPartition()
 				mp.Partition = p
+				mp.OfflineReplicas = []int32{}
+				if view != nil {
+					leader, epoch, ok := partitionLeader(view, e.topic.ID, p)
+					mp.Leader, mp.LeaderEpoch = leader, epoch
+					mp.Replicas, mp.ISR = []int32{leader}, []int32{leader}
+					if !ok {
+						// Vacant while a node takes it over: clients wait
+						// and ask again.
+						mp.ErrorCode = kerr.LeaderNotAvailable.Code
+						mp.Replicas, mp.ISR = []int32{}, []int32{}
+					}
+					mt.Partitions[p] = mp
+					continue
+				}
 				mp.Leader = s.brokerID()
 				mp.LeaderEpoch = -1
 				if ep, ok := epochs[meta.PartitionResource(e.topic.ID, p)]; ok {
@@ -160,7 +180,6 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 				}
 				mp.Replicas = []int32{s.brokerID()}
 				mp.ISR = []int32{s.brokerID()}
-				mp.OfflineReplicas = []int32{}
 				mt.Partitions[p] = mp
 			}
 		}

@@ -3,14 +3,17 @@ package kafka
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/morax-dev/morax/persistence/meta"
 )
 
 // FindCoordinator: v0-6
 //
 // Behavior:
-//   - Group keys: this node is the coordinator of every group whose slot it
-//     owns (all of them on a single node); a group of a slot it does not
-//     own gets COORDINATOR_NOT_AVAILABLE, so the client asks again.
+//   - Group keys: a group's coordinator is the node holding the lease of
+//     the group's slot (this node for every group on a single node); while
+//     the slot is vacant or changing hands the answer is
+//     COORDINATOR_NOT_AVAILABLE, so the client asks again.
 //   - Transaction and share-group keys are INVALID_REQUEST: neither is
 //     served (or advertised) yet.
 //
@@ -52,12 +55,36 @@ func (s *Server) findCoordinator(key string, typ int8) kmsg.FindCoordinatorRespo
 	case typ != coordinatorTypeGroup:
 		c.ErrorCode = kerr.InvalidRequest.Code
 		c.ErrorMessage = strPtr("Only consumer-group coordinators are served.")
-	case g == nil || !g.Owns(key):
+	case g == nil:
 		c.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		c.ErrorMessage = strPtr(kerr.CoordinatorNotAvailable.Description)
-	default:
+	case g.Owns(key):
 		c.NodeID = s.brokerID()
 		c.Host, c.Port = s.advertised()
+	default:
+		// Another node holds the slot's lease, or it is vacant while
+		// changing hands (then the client asks again).
+		b, ok := s.slotCoordinator(g.Slot(key))
+		if !ok {
+			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			c.ErrorMessage = strPtr(kerr.CoordinatorNotAvailable.Description)
+			break
+		}
+		c.NodeID, c.Host, c.Port = b.id, b.host, b.port
 	}
 	return c
+}
+
+// slotCoordinator is the live node holding a group slot's lease.
+func (s *Server) slotCoordinator(slot int) (brokerInfo, bool) {
+	v := s.broker.ClusterView()
+	if v == nil {
+		return brokerInfo{}, false
+	}
+	n, _, ok := v.Holder(meta.SlotResource(slot))
+	if !ok || n.ID == v.Self {
+		// Our own lease not yet (or no longer) in OwnsSlot: not usable.
+		return brokerInfo{}, false
+	}
+	return nodeBroker(n)
 }

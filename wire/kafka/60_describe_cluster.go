@@ -34,11 +34,13 @@ func handleDescribeCluster(s *Server, _ *requestContext, kreq kmsg.Request, resp
 		return
 	}
 	resp.ClusterID = s.cfg.ClusterID
-	resp.ControllerID = s.brokerID()
-	host, port := s.advertised()
-	b := kmsg.NewDescribeClusterResponseBroker()
-	b.NodeID, b.Host, b.Port = s.brokerID(), host, port
-	resp.Brokers = []kmsg.DescribeClusterResponseBroker{b}
+	brokers, controller := s.brokers(s.broker.ClusterView())
+	resp.ControllerID = controller
+	for _, bi := range brokers {
+		b := kmsg.NewDescribeClusterResponseBroker()
+		b.NodeID, b.Host, b.Port = bi.id, bi.host, bi.port
+		resp.Brokers = append(resp.Brokers, b)
+	}
 	resp.ClusterAuthorizedOperations = math.MinInt32
 	if req.IncludeClusterAuthorizedOperations {
 		resp.ClusterAuthorizedOperations = clusterAllOps

@@ -15,11 +15,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/morax-dev/morax/wire/kafka"
 	"github.com/morax-dev/morax/wire/kafka/kafkatest"
 )
 
-// brokerID is the node id Morax reports for itself.
-const brokerID = 1
+// brokerID is the broker id Morax reports for the test node.
+var brokerID = kafka.BrokerID("test-node")
 
 // TestFranzGo drives a node with franz-go's client, on both deployments.
 func TestFranzGo(t *testing.T) {
@@ -304,7 +305,7 @@ func testIdempotent(t *testing.T, n *kafkatest.Node, admin *kgo.Client) {
 	txn.TransactionalID = kmsg.StringPtr("txn")
 	// Straight to the broker: kgo would first look for a transaction
 	// coordinator.
-	if resp, err := txn.RequestWith(ctxT(t), admin.Broker(brokerID)); err != nil || resp.ErrorCode != kerr.InvalidRequest.Code {
+	if resp, err := txn.RequestWith(ctxT(t), admin.Broker(int(brokerID))); err != nil || resp.ErrorCode != kerr.InvalidRequest.Code {
 		t.Fatalf("transactional InitProducerID: %v, %+v", err, resp)
 	}
 }
@@ -319,7 +320,7 @@ func listOffset(t *testing.T, cl *kgo.Client, topic string, p int32, ts int64) k
 	rp.Partition, rp.Timestamp = p, ts
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctxT(t), cl.Broker(brokerID))
+	resp, err := req.RequestWith(ctxT(t), cl.Broker(int(brokerID)))
 	if err != nil {
 		t.Fatalf("list offsets: %v", err)
 	}
@@ -433,7 +434,7 @@ func fetchRaw(t *testing.T, cl *kgo.Client, topic string, p int32, offset int64,
 	rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, offset, 1<<20
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctxT(t), cl.Broker(brokerID))
+	resp, err := req.RequestWith(ctxT(t), cl.Broker(int(brokerID)))
 	if err != nil {
 		t.Fatalf("fetch: %v", err)
 	}
@@ -552,7 +553,7 @@ func testConfigs(t *testing.T, admin *kgo.Client) {
 	// Broker configs are described, read-only.
 	breq := kmsg.NewPtrDescribeConfigsRequest()
 	br := kmsg.NewDescribeConfigsRequestResource()
-	br.ResourceType, br.ResourceName = kmsg.ConfigResourceTypeBroker, strconv.Itoa(brokerID)
+	br.ResourceType, br.ResourceName = kmsg.ConfigResourceTypeBroker, strconv.Itoa(int(brokerID))
 	breq.Resources = append(breq.Resources, br)
 	bresp, err := breq.RequestWith(ctxT(t), admin)
 	if err != nil || bresp.Resources[0].ErrorCode != 0 || len(bresp.Resources[0].Configs) == 0 {
@@ -683,7 +684,7 @@ func testTopicAdmin(t *testing.T, n *kafkatest.Node, admin *kgo.Client) {
 	ldt := kmsg.NewDescribeLogDirsRequestTopic()
 	ldt.Topic, ldt.Partitions = topic, []int32{4}
 	ldReq.Topics = append(ldReq.Topics, ldt)
-	ldResp, err := ldReq.RequestWith(ctxT(t), admin.Broker(brokerID))
+	ldResp, err := ldReq.RequestWith(ctxT(t), admin.Broker(int(brokerID)))
 	if err != nil || len(ldResp.Dirs) != 1 || len(ldResp.Dirs[0].Topics) != 1 {
 		t.Fatalf("describe log dirs: %v %+v", err, ldResp)
 	}

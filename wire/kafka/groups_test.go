@@ -283,8 +283,8 @@ func TestGroupAPIsRaw(t *testing.T) {
 		t.Fatalf("find coordinator: %+v", fcr)
 	}
 	for _, c := range fcr.Coordinators {
-		if c.ErrorCode != 0 || c.NodeID != 1 || c.Host != host || int(c.Port) != port {
-			t.Fatalf("coordinator %+v, want node 1 at %s", c, n.Addr)
+		if c.ErrorCode != 0 || c.NodeID != kafka.BrokerID(n.Broker.NodeID()) || c.Host != host || int(c.Port) != port {
+			t.Fatalf("coordinator %+v, want this node at %s", c, n.Addr)
 		}
 	}
 	// FindCoordinator v3 (single key) as older clients send it.
@@ -295,7 +295,7 @@ func TestGroupAPIsRaw(t *testing.T) {
 	defer old.Close()
 	fc3 := kmsg.NewPtrFindCoordinatorRequest()
 	fc3.CoordinatorKey = "a"
-	if r := groupRequest[*kmsg.FindCoordinatorResponse](t, old, fc3); r.Version != 3 || r.ErrorCode != 0 || r.NodeID != 1 || int(r.Port) != port {
+	if r := groupRequest[*kmsg.FindCoordinatorResponse](t, old, fc3); r.Version != 3 || r.ErrorCode != 0 || r.NodeID != kafka.BrokerID(n.Broker.NodeID()) || int(r.Port) != port {
 		t.Fatalf("find coordinator v3 %+v", r)
 	}
 

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -117,6 +118,10 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *metrics
 	handlers map[int16]*apiHandler
+	// selfID is this node's Kafka broker id (BrokerID of its node id).
+	selfID int32
+	// dupIDWarned is set once a broker id collision has been logged.
+	dupIDWarned atomic.Bool
 	// versions is the ApiVersions table, sorted by key; built once from
 	// handlers and never mutated (responses get a copy).
 	versions []kmsg.ApiVersionsResponseApiKey
@@ -154,6 +159,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cancel:  cancel,
 		conns:   map[*conn]struct{}{},
 		metrics: newMetrics(cfg.Metrics),
+		selfID:  BrokerID(cfg.Broker.NodeID()),
 	}
 	if err := s.buildHandlers(slices.Concat(ownHandlers(), groupHandlers())); err != nil {
 		cancel()
@@ -411,9 +417,6 @@ func (s *Server) Close(ctx context.Context) error {
 	return err
 }
 
-// brokerID is this node's Kafka broker id. Morax is a single broker for now;
-// FindCoordinator and Metadata must agree on it.
-func (s *Server) brokerID() int32 { return 1 }
 
 // advertised is the host and port clients are told to connect to.
 func (s *Server) advertised() (host string, port int32) {

@@ -28,10 +28,13 @@ type clusterNode struct {
 type clusterLease struct {
 	Resource string `json:"resource"`
 	// Kind is "partition" or "group_slot".
-	Kind      string    `json:"kind"`
-	Topic     string    `json:"topic,omitempty"`
-	Partition *int32    `json:"partition,omitempty"`
-	Slot      *int      `json:"slot,omitempty"`
+	Kind      string `json:"kind"`
+	Topic     string `json:"topic,omitempty"`
+	Partition *int32 `json:"partition,omitempty"`
+	Slot      *int   `json:"slot,omitempty"`
+	// Node is the owning node's id; Owner adds the process incarnation
+	// (meta.LeaseOwner). Both are empty for a released lease.
+	Node      string    `json:"node"`
 	Owner     string    `json:"owner"`
 	Epoch     int64     `json:"epoch"`
 	ExpiresAt time.Time `json:"expires_at"`
@@ -41,7 +44,7 @@ type clusterLease struct {
 // partition or group-slot lease at what epoch (an empty owner is a lease
 // released and not yet taken).
 func (s *Server) handleCluster(ctx *fasthttp.RequestCtx) {
-	rctx, cancel := s.requestContext(0)
+	rctx, cancel := s.requestContext(ctx, 0)
 	defer cancel()
 	st, err := s.b.ClusterStatus(rctx, nodeLiveness)
 	if err != nil {
@@ -57,7 +60,7 @@ func (s *Server) handleCluster(ctx *fasthttp.RequestCtx) {
 	}
 	names := map[meta.TopicID]string{}
 	for _, l := range st.Leases {
-		cl := clusterLease{Resource: l.Resource, Owner: l.Owner, Epoch: l.Epoch, ExpiresAt: l.ExpiresAt}
+		cl := clusterLease{Resource: l.Resource, Node: meta.LeaseNode(l.Owner), Owner: l.Owner, Epoch: l.Epoch, ExpiresAt: l.ExpiresAt}
 		parts := strings.Split(l.Resource, "/")
 		switch {
 		case len(parts) == 3 && parts[0] == "p":

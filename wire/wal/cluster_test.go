@@ -39,6 +39,7 @@ func TestClusterStatus(t *testing.T) {
 			Kind      string `json:"kind"`
 			Topic     string `json:"topic"`
 			Partition *int32 `json:"partition"`
+			Node      string `json:"node"`
 			Owner     string `json:"owner"`
 			Epoch     int64  `json:"epoch"`
 		} `json:"leases"`
@@ -50,7 +51,7 @@ func TestClusterStatus(t *testing.T) {
 		t.Fatalf("nodes: %s", body)
 	}
 	if len(st.Leases) != 1 || st.Leases[0].Kind != "partition" || st.Leases[0].Topic != "status-log" ||
-		st.Leases[0].Partition == nil || *st.Leases[0].Partition != 0 || st.Leases[0].Owner != n.Broker.NodeID() || st.Leases[0].Epoch < 1 {
+		st.Leases[0].Partition == nil || *st.Leases[0].Partition != 0 || st.Leases[0].Node != n.Broker.NodeID() || st.Leases[0].Owner != n.Broker.LeaseOwner() || st.Leases[0].Epoch < 1 {
 		t.Fatalf("leases: %s", body)
 	}
 	if code, _ := n.Do(t, "POST", "/v1/cluster", "{}"); code != 405 {

@@ -1,0 +1,486 @@
+package actors
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/morax-dev/morax/persistence/meta"
+)
+
+// Defaults for zero ClusterOptions fields.
+const (
+	DefaultClusterPoll     = 250 * time.Millisecond // ClusterOptions.Poll
+	DefaultMaxMovesPerPoll = 32                     // ClusterOptions.MaxMovesPerPoll
+)
+
+// ClusterOptions configure the ownership loop (Broker.StartCluster).
+type ClusterOptions struct {
+	// Self is this node as its Membership registers it. Self.ID must be the
+	// broker's Options.NodeID.
+	Self meta.Node
+	// LiveWithin is how recent a node's heartbeat must be, by the database
+	// clock, for the node to count as live. Options.LeaseTTL if zero: a
+	// crashed node stops being chosen about when its leases expire.
+	LiveWithin time.Duration
+	// Poll is how often the loop reads nodes, leases and topics. It bounds
+	// how stale routes are and how soon a released lease is taken up.
+	// DefaultClusterPoll if zero.
+	Poll time.Duration
+	// Slots is how many consumer-group coordinator slots the cluster shares
+	// (GroupOptions.Slots); zero leases none.
+	Slots int
+	// OnSlotLost is called on the loop's goroutine once a slot stopped being
+	// this node's (OwnsSlot already answers false), before its lease is
+	// released; it should unload the slot's groups (Groups.ReleaseSlot).
+	OnSlotLost func(slot int)
+	// MaxMovesPerPoll bounds how many partitions this node hands over per
+	// poll, so a joining node takes its share gradually.
+	// DefaultMaxMovesPerPoll if zero.
+	MaxMovesPerPoll int
+}
+
+// ClusterView is one picture of the cluster as the ownership loop last read
+// it from the metadata store: the live nodes and the held leases. It is
+// immutable once published.
+type ClusterView struct {
+	// Self is this node's id.
+	Self string
+	// Nodes are the live nodes, ordered by id.
+	Nodes []meta.Node
+	// At is when the view was read.
+	At time.Time
+
+	byID   map[string]int
+	leases map[string]meta.Lease // held (owner set) leases by resource
+}
+
+// Node returns a live node by id.
+func (v *ClusterView) Node(id string) (meta.Node, bool) {
+	i, ok := v.byID[id]
+	if !ok {
+		return meta.Node{}, false
+	}
+	return v.Nodes[i], true
+}
+
+// Holder returns the live node holding resource's lease, unexpired by the
+// local clock, and the lease. ok is false for a vacant or expired lease and
+// for one held by a node that is not live.
+func (v *ClusterView) Holder(resource string) (n meta.Node, l meta.Lease, ok bool) {
+	l, ok = v.leases[resource]
+	if !ok || !time.Now().Before(l.ExpiresAt) {
+		return meta.Node{}, meta.Lease{}, false
+	}
+	n, ok = v.Node(meta.LeaseNode(l.Owner))
+	return n, l, ok
+}
+
+// Lease returns resource's lease as read (possibly expired), if it has an
+// owner.
+func (v *ClusterView) Lease(resource string) (meta.Lease, bool) {
+	l, ok := v.leases[resource]
+	return l, ok
+}
+
+// Desired is the node that should own resource: the rendezvous choice among
+// the live nodes, "" when none is live.
+func (v *ClusterView) Desired(resource string) string {
+	best, bestScore := "", uint64(0)
+	for _, n := range v.Nodes {
+		if s := rendezvousScore(n.ID, resource); best == "" || s > bestScore || (s == bestScore && n.ID < best) {
+			best, bestScore = n.ID, s
+		}
+	}
+	return best
+}
+
+// rendezvousScore is node's weight for resource in highest-random-weight
+// hashing: FNV-1a over both names, then a 64-bit finalizer so that names
+// differing in one character spread over the whole range. Adding or
+// removing a node moves only the resources that node wins or won.
+func rendezvousScore(node, resource string) uint64 {
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	for i := 0; i < len(node); i++ {
+		h = (h ^ uint64(node[i])) * prime
+	}
+	h = (h ^ 0xff) * prime // separator: ("ab","c") and ("a","bc") differ
+	for i := 0; i < len(resource); i++ {
+		h = (h ^ uint64(resource[i])) * prime
+	}
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
+
+// ownership is the loop that makes this node own what the rendezvous
+// choice gives it: it starts the partition actors this node should own
+// (their start takes the lease), drains the ones it should hand over (which
+// releases the lease), and holds the lease of every group coordinator slot
+// it should own. Everything but view and slotDeadline is owned by the
+// loop's goroutine.
+type ownership struct {
+	b    *Broker
+	o    ClusterOptions
+	view atomic.Pointer[ClusterView]
+	// slotDeadline is, per slot, when our lease ends by our own clock
+	// (unix nanoseconds), or 0 if the slot is not ours. Written only by
+	// the loop; read by OwnsSlot from any goroutine.
+	slotDeadline []atomic.Int64
+	slotEpoch    []int64
+	slotRenewAt  []time.Time
+	moving       map[meta.PartitionKey]bool // drains this loop asked for
+	failing      bool                       // the last poll failed (log once)
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// newIncarnation is the random part of this process's lease owner string.
+func newIncarnation() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// StartCluster starts the ownership loop: from now on this node serves only
+// the partitions and group slots it owns, starts the partitions it should
+// own without waiting for a request, and hands over the others. It reads
+// the cluster once before returning, so routes are known when it returns.
+// Broker.Close stops it. Without StartCluster a broker serves every
+// partition it is asked for (single node).
+func (b *Broker) StartCluster(o ClusterOptions) error {
+	if o.Self.ID != b.opts.NodeID {
+		return fmt.Errorf("%w: cluster self %q is not the broker's node id %q", ErrInvalidArgument, o.Self.ID, b.opts.NodeID)
+	}
+	if o.LiveWithin <= 0 {
+		o.LiveWithin = b.opts.LeaseTTL
+	}
+	if o.Poll <= 0 {
+		o.Poll = DefaultClusterPoll
+	}
+	if o.MaxMovesPerPoll <= 0 {
+		o.MaxMovesPerPoll = DefaultMaxMovesPerPoll
+	}
+	c := &ownership{
+		b:            b,
+		o:            o,
+		slotDeadline: make([]atomic.Int64, o.Slots),
+		slotEpoch:    make([]int64, o.Slots),
+		slotRenewAt:  make([]time.Time, o.Slots),
+		moving:       map[meta.PartitionKey]bool{},
+		stop:         make(chan struct{}),
+		done:         make(chan struct{}),
+	}
+	c.view.Store(&ClusterView{Self: o.Self.ID, Nodes: []meta.Node{o.Self}, byID: map[string]int{o.Self.ID: 0}, At: time.Now()})
+	if !b.cluster.CompareAndSwap(nil, c) {
+		return fmt.Errorf("%w: cluster already started", ErrInvalidArgument)
+	}
+	c.poll()
+	go c.loop()
+	return nil
+}
+
+// ClusterView is the latest view of the cluster, or nil when the broker
+// runs without one (StartCluster not called).
+func (b *Broker) ClusterView() *ClusterView {
+	c := b.cluster.Load()
+	if c == nil {
+		return nil
+	}
+	return c.view.Load()
+}
+
+// PartitionOwner returns the node that serves partition p of the topic:
+// the holder of an unexpired lease, else the rendezvous choice among live
+// nodes. self is true when that is this node, and also when the broker runs
+// without a cluster. With a cluster but no live node at all, owner is zero
+// and self false.
+func (b *Broker) PartitionOwner(id meta.TopicID, p int32) (owner meta.Node, self bool) {
+	c := b.cluster.Load()
+	if c == nil {
+		return meta.Node{ID: b.opts.NodeID}, true
+	}
+	v := c.view.Load()
+	res := meta.PartitionResource(id, p)
+	if n, _, ok := v.Holder(res); ok {
+		return n, n.ID == v.Self
+	}
+	n, ok := v.Node(v.Desired(res))
+	return n, ok && n.ID == v.Self
+}
+
+// OwnsSlot reports whether this node coordinates group slot s now (always
+// true without a cluster). It is GroupOptions.OwnsSlot in a cluster.
+func (b *Broker) OwnsSlot(s int) bool {
+	c := b.cluster.Load()
+	if c == nil {
+		return true
+	}
+	if s < 0 || s >= len(c.slotDeadline) {
+		return false
+	}
+	return time.Now().UnixNano() < c.slotDeadline[s].Load()
+}
+
+// mayStart reports whether a request for a partition with no running actor
+// may start one here: this node is its rendezvous choice and no other
+// process holds its lease. Otherwise the request is answered ErrNotOwner
+// at once, so clients look the leader up again instead of every request
+// costing a lease attempt.
+func (c *ownership) mayStart(id meta.TopicID, p int32) bool {
+	v := c.view.Load()
+	res := meta.PartitionResource(id, p)
+	if l, ok := v.leases[res]; ok && l.Owner != c.b.owner && time.Now().Before(l.ExpiresAt) {
+		return false
+	}
+	d := v.Desired(res)
+	return d == v.Self || d == ""
+}
+
+func (c *ownership) loop() {
+	defer close(c.done)
+	t := time.NewTicker(c.o.Poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			c.releaseSlots()
+			return
+		case <-t.C:
+			c.poll()
+		}
+	}
+}
+
+// close stops the loop and releases the slot leases it holds.
+func (c *ownership) close() {
+	close(c.stop)
+	<-c.done
+}
+
+// poll reads the cluster, publishes a new view and acts on it.
+func (c *ownership) poll() {
+	ctx, cancel := context.WithTimeout(context.Background(), max(c.o.Poll*4, 2*time.Second))
+	defer cancel()
+	v, topics, err := c.read(ctx)
+	if err != nil {
+		if !c.failing {
+			c.b.opts.Logger.Warn("cluster poll failed; keeping the last view", "err", err)
+		}
+		c.failing = true
+		c.expireSlots()
+		return
+	}
+	if c.failing {
+		c.b.opts.Logger.Info("cluster poll recovered")
+	}
+	c.failing = false
+	c.view.Store(v)
+	c.b.metrics.clusterNodes.Set(float64(len(v.Nodes)))
+	c.b.syncTopics(ctx, topics)
+	c.placePartitions(v, topics)
+	c.placeSlots(ctx, v)
+}
+
+func (c *ownership) read(ctx context.Context) (*ClusterView, []meta.Topic, error) {
+	nodes, err := c.b.meta.LiveNodes(ctx, c.o.LiveWithin)
+	if err != nil {
+		return nil, nil, fmt.Errorf("live nodes: %w", err)
+	}
+	leases, err := c.b.meta.Leases(ctx, "")
+	if err != nil {
+		return nil, nil, fmt.Errorf("leases: %w", err)
+	}
+	topics, err := c.b.meta.ListTopics(ctx, "", "", 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("topics: %w", err)
+	}
+	v := &ClusterView{Self: c.o.Self.ID, Nodes: nodes, At: time.Now(), byID: make(map[string]int, len(nodes)), leases: make(map[string]meta.Lease, len(leases))}
+	slices.SortFunc(v.Nodes, func(a, b meta.Node) int {
+		if a.ID < b.ID {
+			return -1
+		}
+		if a.ID > b.ID {
+			return 1
+		}
+		return 0
+	})
+	for i, n := range v.Nodes {
+		v.byID[n.ID] = i
+	}
+	for _, l := range leases {
+		if l.Owner != "" {
+			v.leases[l.Resource] = l
+		}
+	}
+	return v, topics, nil
+}
+
+// placePartitions starts the partitions this node should own and drains,
+// a few per poll, the running ones it should hand over.
+func (c *ownership) placePartitions(v *ClusterView, topics []meta.Topic) {
+	moves := 0
+	running := map[meta.PartitionKey]bool{}
+	c.b.pids.Range(func(k, _ any) bool {
+		running[k.(meta.PartitionKey)] = true
+		return true
+	})
+	for k := range c.moving {
+		if !running[k] {
+			delete(c.moving, k) // the drain finished
+		}
+	}
+	for _, t := range topics {
+		for p := range t.Partitions {
+			key := meta.PartitionKey{TopicID: t.ID, Partition: p}
+			res := meta.PartitionResource(t.ID, p)
+			desired := v.Desired(res)
+			switch {
+			case desired == v.Self && !running[key]:
+				if c.mayStart(t.ID, p) {
+					c.b.system.Root.Send(c.b.registry, &ensure{topic: t, partition: p})
+				}
+			case desired != v.Self && desired != "" && running[key] && !c.moving[key] && moves < c.o.MaxMovesPerPoll:
+				moves++
+				c.moving[key] = true
+				c.b.opts.Logger.Info("handing partition over", "topic", t.Name, "partition", p, "to", desired)
+				c.b.system.Root.Send(c.b.registry, &drainOne{key: key})
+			}
+		}
+	}
+}
+
+// placeSlots takes, renews and gives up group coordinator slot leases.
+func (c *ownership) placeSlots(ctx context.Context, v *ClusterView) {
+	ttl := c.b.opts.LeaseTTL
+	for s := range c.o.Slots {
+		res := meta.SlotResource(s)
+		desired := v.Desired(res)
+		mine := c.ownsSlot(s)
+		switch {
+		case mine && desired != v.Self && desired != "":
+			c.loseSlot(ctx, s, true)
+		case mine && !time.Now().Before(c.slotRenewAt[s]):
+			asked := time.Now()
+			_, err := c.b.meta.RenewLease(ctx, res, c.b.owner, c.slotEpoch[s], ttl)
+			switch {
+			case err == nil:
+				c.slotDeadline[s].Store(asked.Add(ttl).UnixNano())
+				c.slotRenewAt[s] = asked.Add(ttl / 3)
+			case errors.Is(err, meta.ErrFenced):
+				c.b.opts.Logger.Warn("group slot lease lost", "slot", s)
+				c.loseSlot(ctx, s, false)
+			default:
+				c.b.opts.Logger.Warn("group slot lease renewal failed; retrying", "slot", s, "err", err)
+			}
+		case !mine && desired == v.Self:
+			if l, ok := v.leases[res]; ok && l.Owner != c.b.owner && time.Now().Before(l.ExpiresAt) {
+				continue // still held by its previous owner
+			}
+			asked := time.Now()
+			l, err := c.b.meta.AcquireLease(ctx, res, c.b.owner, ttl)
+			if err != nil {
+				if !errors.Is(err, meta.ErrLeaseHeld) {
+					c.b.opts.Logger.Warn("acquire group slot lease", "slot", s, "err", err)
+				}
+				continue
+			}
+			c.slotEpoch[s] = l.Epoch
+			c.slotRenewAt[s] = asked.Add(ttl / 3)
+			c.slotDeadline[s].Store(asked.Add(ttl).UnixNano())
+			c.b.opts.Logger.Debug("group slot acquired", "slot", s, "epoch", l.Epoch)
+		}
+	}
+	c.expireSlots()
+}
+
+func (c *ownership) ownsSlot(s int) bool {
+	return time.Now().UnixNano() < c.slotDeadline[s].Load()
+}
+
+// expireSlots gives up, without releasing, the slots whose lease ran out by
+// our clock: renewals failed for a whole TTL and another node may own them.
+func (c *ownership) expireSlots() {
+	now := time.Now().UnixNano()
+	for s := range c.slotDeadline {
+		if d := c.slotDeadline[s].Load(); d != 0 && now >= d {
+			c.b.opts.Logger.Warn("group slot lease expired", "slot", s)
+			c.loseSlot(context.Background(), s, false)
+		}
+	}
+}
+
+// loseSlot stops coordinating slot s: OwnsSlot turns false first, then the
+// slot's groups unload (finishing their writes), then the lease is released
+// so the next owner need not wait for it to expire.
+func (c *ownership) loseSlot(ctx context.Context, s int, release bool) {
+	c.slotDeadline[s].Store(0)
+	if c.o.OnSlotLost != nil {
+		c.o.OnSlotLost(s)
+	}
+	if release {
+		if err := c.b.meta.ReleaseLease(ctx, meta.SlotResource(s), c.b.owner, c.slotEpoch[s]); err != nil {
+			c.b.opts.Logger.Warn("release group slot lease", "slot", s, "err", err)
+		}
+	}
+}
+
+// releaseSlots releases every slot lease at shutdown; the groups were
+// closed before the broker.
+func (c *ownership) releaseSlots() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for s := range c.slotDeadline {
+		if c.slotDeadline[s].Swap(0) != 0 {
+			if err := c.b.meta.ReleaseLease(ctx, meta.SlotResource(s), c.b.owner, c.slotEpoch[s]); err != nil {
+				c.b.opts.Logger.Warn("release group slot lease", "slot", s, "err", err)
+			}
+		}
+	}
+}
+
+// syncTopics brings the topic caches in line with the store's topic list,
+// which reflects changes made through other nodes: new partition counts
+// and configs are cached and passed to running partitions, and a topic
+// deleted elsewhere has its local partition actors stopped.
+func (b *Broker) syncTopics(ctx context.Context, topics []meta.Topic) {
+	listed := make(map[meta.TopicID]bool, len(topics))
+	var changed []meta.Topic
+	b.topicsMu.RLock()
+	for _, t := range topics {
+		listed[t.ID] = true
+		if old, ok := b.topicsByID[t.ID]; !ok || old.Partitions != t.Partitions || !maps.Equal(old.Config, t.Config) {
+			changed = append(changed, t)
+		}
+	}
+	var gone []meta.Topic
+	for id, t := range b.topicsByID {
+		if !listed[id] {
+			gone = append(gone, t)
+		}
+	}
+	b.topicsMu.RUnlock()
+	for _, t := range changed {
+		b.cacheTopic(t)
+		b.system.Root.Send(b.registry, &topicChanged{topic: t})
+	}
+	for _, t := range gone {
+		// The list may predate a topic created here since: ask again.
+		if _, err := b.meta.TopicByID(ctx, t.ID); !errors.Is(err, meta.ErrNotFound) {
+			continue
+		}
+		b.uncacheTopicID(t)
+		b.system.Root.Send(b.registry, &stopTopic{id: t.ID, done: make(chan struct{})})
+	}
+}
