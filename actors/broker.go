@@ -30,6 +30,10 @@ type Broker struct {
 	// pids caches the partition actors' PIDs by partition. Only the registry
 	// actor writes it; everyone may read it to skip a hop through the registry.
 	pids sync.Map // meta.PartitionKey -> *actor.PID
+	// held maps the partitions whose lease a ready actor of this node holds
+	// to the lease epoch. Partition actors write their own entry; routing
+	// reads it, fresher than the cluster view.
+	held sync.Map // meta.PartitionKey -> int64
 
 	// topics caches topics by name, and topicsByID the same by id; both
 	// guarded by topicsMu. Every topic change made through this Broker
@@ -186,6 +190,7 @@ func (b *Broker) CreateTopic(ctx context.Context, t meta.Topic) (meta.Topic, err
 		return meta.Topic{}, fmt.Errorf("create topic %s: %w", t.Name, err)
 	}
 	b.cacheTopic(created)
+	b.kickCluster()
 	return created, nil
 }
 
@@ -308,6 +313,7 @@ func (b *Broker) AddPartitions(ctx context.Context, name string, total int32) er
 		return fmt.Errorf("add partitions to %s: %w", name, err)
 	}
 	_, err = b.RefreshTopic(ctx, name)
+	b.kickCluster()
 	return err
 }
 

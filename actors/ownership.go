@@ -142,6 +142,7 @@ type ownership struct {
 	moving       map[meta.PartitionKey]bool // drains this loop asked for
 	failing      bool                       // the last poll failed (log once)
 
+	kick chan struct{} // a poll is wanted now (buffered, 1)
 	stop chan struct{}
 	done chan struct{}
 }
@@ -179,6 +180,7 @@ func (b *Broker) StartCluster(o ClusterOptions) error {
 		slotEpoch:    make([]int64, o.Slots),
 		slotRenewAt:  make([]time.Time, o.Slots),
 		moving:       map[meta.PartitionKey]bool{},
+		kick:         make(chan struct{}, 1),
 		stop:         make(chan struct{}),
 		done:         make(chan struct{}),
 	}
@@ -212,12 +214,37 @@ func (b *Broker) PartitionOwner(id meta.TopicID, p int32) (owner meta.Node, self
 		return meta.Node{ID: b.opts.NodeID}, true
 	}
 	v := c.view.Load()
+	if _, ok := b.LocalLeader(id, p); ok {
+		return c.o.Self, true
+	}
 	res := meta.PartitionResource(id, p)
 	if n, _, ok := v.Holder(res); ok {
 		return n, n.ID == v.Self
 	}
 	n, ok := v.Node(v.Desired(res))
 	return n, ok && n.ID == v.Self
+}
+
+// kickCluster asks the ownership loop for a poll now (a topic or partition
+// was created here, so its partitions get owners without waiting a tick).
+func (b *Broker) kickCluster() {
+	if c := b.cluster.Load(); c != nil {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// LocalLeader reports whether a ready partition actor of this node holds
+// the lease of partition p of the topic, and its epoch. It is fresher than
+// the cluster view, which lags by up to one poll.
+func (b *Broker) LocalLeader(id meta.TopicID, p int32) (epoch int64, ok bool) {
+	v, ok := b.held.Load(meta.PartitionKey{TopicID: id, Partition: p})
+	if !ok {
+		return 0, false
+	}
+	return v.(int64), true
 }
 
 // OwnsSlot reports whether this node coordinates group slot s now (always
@@ -258,6 +285,8 @@ func (c *ownership) loop() {
 			c.releaseSlots()
 			return
 		case <-t.C:
+			c.poll()
+		case <-c.kick:
 			c.poll()
 		}
 	}

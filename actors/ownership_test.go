@@ -113,12 +113,17 @@ func TestClusterOwnership(t *testing.T) {
 			return true
 		}
 		waitFor(t, 10*time.Second, "every partition owned by its rendezvous choice", full)
+		// The spread itself is random per topic id (rendezvous properties
+		// are tested in TestRendezvousSpreadsAndMovesLittle); the node
+		// that leaves below is the one holding the most.
 		perNode := map[string]int{}
+		leaving := ""
 		for _, l := range owners(t, be, tp) {
-			perNode[meta.LeaseNode(l.Owner)]++
-		}
-		if len(perNode) != 3 {
-			t.Fatalf("12 partitions over 3 nodes landed on %v", perNode)
+			id := meta.LeaseNode(l.Owner)
+			perNode[id]++
+			if leaving == "" || perNode[id] > perNode[leaving] {
+				leaving = id
+			}
 		}
 
 		// Each node serves its own partitions and refuses the others.
@@ -144,20 +149,20 @@ func TestClusterOwnership(t *testing.T) {
 			}
 		}
 
-		// n2 leaves gracefully: its partitions move to n1 and n3 at once,
-		// with new epochs, and continue densely.
+		// The busiest node leaves gracefully: its partitions move to the
+		// others at once, with new epochs, and continue densely.
 		moved := map[int32]meta.Lease{}
 		for p, l := range own {
-			if meta.LeaseNode(l.Owner) == "n2" {
+			if meta.LeaseNode(l.Owner) == leaving {
 				moved[p] = l
 			}
 		}
 		start := time.Now()
-		nodes["n2"].stop(t)
-		handoff := waitFor(t, 10*time.Second, "n2's partitions taken over", func() bool {
+		nodes[leaving].stop(t)
+		handoff := waitFor(t, 10*time.Second, "the leaver's partitions taken over", func() bool {
 			o := owners(t, be, tp)
 			for p := range moved {
-				if l, ok := o[p]; !ok || meta.LeaseNode(l.Owner) == "n2" {
+				if l, ok := o[p]; !ok || meta.LeaseNode(l.Owner) == leaving {
 					return false
 				}
 			}

@@ -325,6 +325,7 @@ func (p *partition) onStarted(ctx actor.Context, m *started) {
 		return
 	}
 	p.lease = m.lease
+	p.b.held.Store(p.key, m.lease.Epoch)
 	p.leaseDeadline = m.deadline
 	p.applyCommitted(m.part, m.producers)
 	p.phase = phaseReady
@@ -403,6 +404,7 @@ func (p *partition) stop(ctx actor.Context, err error) {
 		return
 	}
 	p.phase = phaseStopped
+	p.b.held.Delete(p.key)
 	p.failAll(err)
 	p.retire()
 }
@@ -467,6 +469,7 @@ func (p *partition) startDrain(ctx actor.Context) {
 		return
 	}
 	p.phase = phaseDraining
+	p.b.held.Delete(p.key) // stop advertising it as led from here
 	for _, r := range p.parked {
 		if !r.done {
 			r.done = true
@@ -487,6 +490,7 @@ func (p *partition) maybeFinishDrain() {
 		return
 	}
 	p.phase = phaseStopped
+	p.b.held.Delete(p.key)
 	lease := p.lease
 	resource := meta.PartitionResource(p.topic.ID, p.id)
 	p.io(func(ctx context.Context) {

@@ -161,7 +161,7 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 				mp.Partition = p
 				mp.OfflineReplicas = []int32{}
 				if view != nil {
-					leader, epoch, ok := partitionLeader(view, e.topic.ID, p)
+					leader, epoch, ok := s.partitionLeader(view, e.topic.ID, p)
 					mp.Leader, mp.LeaderEpoch = leader, epoch
 					mp.Replicas, mp.ISR = []int32{leader}, []int32{leader}
 					if !ok {

@@ -86,9 +86,12 @@ func nodeBroker(n meta.Node) (brokerInfo, bool) {
 // partitionLeader is the leader of a partition as Metadata reports it: the
 // live node holding its lease and the lease epoch; ok is false while the
 // lease is vacant, expired or held by a node that is not live (clients get
-// LEADER_NOT_AVAILABLE and ask again). Without a cluster this node leads
-// every partition and epochs come from the lease rows read per request.
-func partitionLeader(v *actors.ClusterView, id meta.TopicID, p int32) (leader int32, epoch int32, ok bool) {
+// LEADER_NOT_AVAILABLE and ask again). A lease this node's actors hold is
+// known before the view shows it.
+func (s *Server) partitionLeader(v *actors.ClusterView, id meta.TopicID, p int32) (leader int32, epoch int32, ok bool) {
+	if e, ok := s.broker.LocalLeader(id, p); ok {
+		return s.brokerID(), int32(min(e, 1<<31-1)), true
+	}
 	n, l, ok := v.Holder(meta.PartitionResource(id, p))
 	if !ok {
 		return -1, -1, false

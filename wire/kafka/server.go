@@ -417,7 +417,6 @@ func (s *Server) Close(ctx context.Context) error {
 	return err
 }
 
-
 // advertised is the host and port clients are told to connect to.
 func (s *Server) advertised() (host string, port int32) {
 	s.mu.Lock()
