@@ -579,7 +579,11 @@ func (g *groupActor) saveJob(s storedGroup, done func(error)) *groupIO {
 			if err != nil {
 				return err
 			}
-			return g.gs.b.Meta().SaveGroup(ctx, meta.Group{Name: g.name, ProtocolType: s.ProtocolType, State: state})
+			fence, err := g.gs.slotFence(g.name)
+			if err != nil {
+				return err
+			}
+			return g.gs.b.Meta().SaveGroup(ctx, meta.Group{Name: g.name, ProtocolType: s.ProtocolType, State: state}, fence)
 		},
 		done: func(err error) {
 			if err == nil {

@@ -68,8 +68,12 @@ func (g *groupActor) commit(m *commitMsg) {
 			if save != nil {
 				err = save.run(ctx)
 			}
+			var fence meta.Fence
 			if err == nil {
-				err = g.gs.b.Meta().CommitOffsets(ctx, g.name, valid)
+				fence, err = g.gs.slotFence(g.name)
+			}
+			if err == nil {
+				err = g.gs.b.Meta().CommitOffsets(ctx, g.name, valid, fence)
 			}
 			if err != nil {
 				res.Err = errGroupStore("commit offsets", err)

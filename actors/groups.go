@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/morax-dev/morax/persistence/meta"
 )
 
 // Groups is the node's consumer-group coordinator (Kafka's classic group
@@ -99,6 +101,17 @@ func (g *Groups) ReleaseSlot(ctx context.Context, slot int) error {
 	case <-ctx.Done():
 		return fmt.Errorf("release group slot %d: %w", slot, ctx.Err())
 	}
+}
+
+// slotFence is the fence for the metadata writes of a group's coordinator,
+// or ErrNotCoordinator when this node no longer owns the group's slot.
+func (g *Groups) slotFence(group string) (meta.Fence, error) {
+	slot := g.Slot(group)
+	f, ok := g.b.SlotFence(slot)
+	if !ok {
+		return meta.Fence{}, fmt.Errorf("%w: slot %d moved", ErrNotCoordinator, slot)
+	}
+	return f, nil
 }
 
 // answerOnce wraps a reply callback so it releases the request's reserved
@@ -504,8 +517,12 @@ func (m *groupManager) checkWaiting() {
 // errGroupStore wraps a metadata store failure as the retriable error Kafka
 // clients expect from a coordinator that cannot write.
 func errGroupStore(what string, err error) error {
-	if errors.Is(err, ErrCoordinatorNotAvailable) {
+	if errors.Is(err, ErrCoordinatorNotAvailable) || errors.Is(err, ErrNotCoordinator) {
 		return err
+	}
+	if errors.Is(err, meta.ErrFenced) {
+		// The slot moved to another node: clients look it up again.
+		return fmt.Errorf("%w: %s: %w", ErrNotCoordinator, what, err)
 	}
 	return fmt.Errorf("%w: %s: %w", ErrCoordinatorNotAvailable, what, err)
 }

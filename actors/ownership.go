@@ -137,10 +137,12 @@ type ownership struct {
 	// (unix nanoseconds), or 0 if the slot is not ours. Written only by
 	// the loop; read by OwnsSlot from any goroutine.
 	slotDeadline []atomic.Int64
-	slotEpoch    []int64
-	slotRenewAt  []time.Time
-	moving       map[meta.PartitionKey]bool // drains this loop asked for
-	failing      bool                       // the last poll failed (log once)
+	// slotEpoch is, per slot, the epoch of our lease while we hold it.
+	// Written by the loop before slotDeadline; read by SlotFence.
+	slotEpoch   []atomic.Int64
+	slotRenewAt []time.Time
+	moving      map[meta.PartitionKey]bool // drains this loop asked for
+	failing     bool                       // the last poll failed (log once)
 
 	kick chan struct{} // a poll is wanted now (buffered, 1)
 	stop chan struct{}
@@ -177,7 +179,7 @@ func (b *Broker) StartCluster(o ClusterOptions) error {
 		b:            b,
 		o:            o,
 		slotDeadline: make([]atomic.Int64, o.Slots),
-		slotEpoch:    make([]int64, o.Slots),
+		slotEpoch:    make([]atomic.Int64, o.Slots),
 		slotRenewAt:  make([]time.Time, o.Slots),
 		moving:       map[meta.PartitionKey]bool{},
 		kick:         make(chan struct{}, 1),
@@ -245,6 +247,20 @@ func (b *Broker) LocalLeader(id meta.TopicID, p int32) (epoch int64, ok bool) {
 		return 0, false
 	}
 	return v.(int64), true
+}
+
+// SlotFence is the fence for a group coordinator's metadata writes in
+// slot s: the slot lease as this node holds it. ok is false when this node
+// does not own the slot. Without a cluster it is the zero fence.
+func (b *Broker) SlotFence(s int) (f meta.Fence, ok bool) {
+	c := b.cluster.Load()
+	if c == nil {
+		return meta.Fence{}, true
+	}
+	if !b.OwnsSlot(s) {
+		return meta.Fence{}, false
+	}
+	return meta.Fence{Resource: meta.SlotResource(s), Owner: b.owner, Epoch: c.slotEpoch[s].Load()}, true
 }
 
 // OwnsSlot reports whether this node coordinates group slot s now (always
@@ -402,7 +418,7 @@ func (c *ownership) placeSlots(ctx context.Context, v *ClusterView) {
 			c.loseSlot(ctx, s, true)
 		case mine && !time.Now().Before(c.slotRenewAt[s]):
 			asked := time.Now()
-			_, err := c.b.meta.RenewLease(ctx, res, c.b.owner, c.slotEpoch[s], ttl)
+			_, err := c.b.meta.RenewLease(ctx, res, c.b.owner, c.slotEpoch[s].Load(), ttl)
 			switch {
 			case err == nil:
 				c.slotDeadline[s].Store(asked.Add(ttl).UnixNano())
@@ -425,7 +441,7 @@ func (c *ownership) placeSlots(ctx context.Context, v *ClusterView) {
 				}
 				continue
 			}
-			c.slotEpoch[s] = l.Epoch
+			c.slotEpoch[s].Store(l.Epoch)
 			c.slotRenewAt[s] = asked.Add(ttl / 3)
 			c.slotDeadline[s].Store(asked.Add(ttl).UnixNano())
 			c.b.opts.Logger.Debug("group slot acquired", "slot", s, "epoch", l.Epoch)
@@ -459,7 +475,7 @@ func (c *ownership) loseSlot(ctx context.Context, s int, release bool) {
 		c.o.OnSlotLost(s)
 	}
 	if release {
-		if err := c.b.meta.ReleaseLease(ctx, meta.SlotResource(s), c.b.owner, c.slotEpoch[s]); err != nil {
+		if err := c.b.meta.ReleaseLease(ctx, meta.SlotResource(s), c.b.owner, c.slotEpoch[s].Load()); err != nil {
 			c.b.opts.Logger.Warn("release group slot lease", "slot", s, "err", err)
 		}
 	}
@@ -472,7 +488,7 @@ func (c *ownership) releaseSlots() {
 	defer cancel()
 	for s := range c.slotDeadline {
 		if c.slotDeadline[s].Swap(0) != 0 {
-			if err := c.b.meta.ReleaseLease(ctx, meta.SlotResource(s), c.b.owner, c.slotEpoch[s]); err != nil {
+			if err := c.b.meta.ReleaseLease(ctx, meta.SlotResource(s), c.b.owner, c.slotEpoch[s].Load()); err != nil {
 				c.b.opts.Logger.Warn("release group slot lease", "slot", s, "err", err)
 			}
 		}

@@ -267,3 +267,60 @@ func TestClusterSlots(t *testing.T) {
 		return true
 	})
 }
+
+// TestClusterGroupWritesFenced takes a group slot's lease away from its
+// coordinator behind its back (as when the coordinator was paused past
+// its lease): its next offset commit is refused with ErrNotCoordinator,
+// and the offsets stored stay the ones the rightful owner wrote.
+func TestClusterGroupWritesFenced(t *testing.T) {
+	be := allBackends[len(allBackends)-1].open(t)
+	const slots = 4
+	n := startClusterNode(t, be, "f1", slots)
+	groups := actors.NewGroups(n.b, actors.GroupOptions{Slots: slots, OwnsSlot: n.b.OwnsSlot})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = groups.Close(ctx)
+	})
+	const group = "fenced-group"
+	slot := groups.Slot(group)
+	waitFor(t, 10*time.Second, "slot owned", func() bool { return n.b.OwnsSlot(slot) })
+	commit := func(off int64) error {
+		ch := make(chan actors.CommitResult, 1)
+		groups.CommitOffsets(actors.CommitRequest{Group: group, Generation: -1,
+			Offsets: []meta.OffsetCommit{{Topic: "t", Partition: 0, Offset: off}}}, func(r actors.CommitResult) { ch <- r })
+		r := <-ch
+		if r.Err != nil {
+			return r.Err
+		}
+		for _, e := range r.Offsets {
+			if e != nil {
+				return e
+			}
+		}
+		return nil
+	}
+	if err := commit(10); err != nil {
+		t.Fatalf("commit while owning the slot: %v", err)
+	}
+	ctx := context.Background()
+	res := meta.SlotResource(slot)
+	ls, err := be.meta.Leases(ctx, res)
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("slot lease: %v %v", ls, err)
+	}
+	if err := be.meta.ReleaseLease(ctx, res, ls[0].Owner, ls[0].Epoch); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := be.meta.AcquireLease(ctx, res, "other@x", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := commit(20); !errors.Is(err, actors.ErrNotCoordinator) {
+		t.Fatalf("commit after the slot was taken: got %v, want ErrNotCoordinator", err)
+	}
+	offs, err := be.meta.FetchOffsets(ctx, group, nil)
+	if err != nil || len(offs) != 1 || offs[0].Offset != 10 {
+		t.Fatalf("stored offsets %+v, %v; want only the commit made while owning", offs, err)
+	}
+	waitFor(t, 10*time.Second, "the loop notices the lost slot", func() bool { return !n.b.OwnsSlot(slot) })
+}

@@ -102,6 +102,21 @@ type Lease struct {
 	ExpiresAt time.Time
 }
 
+// Fence makes a write conditional on a lease: it applies only while Owner
+// holds Resource at Epoch, unexpired by the database clock, and a takeover
+// of the lease waits for a write that passed the check. A group
+// coordinator fences its writes with its slot lease, so a coordinator that
+// lost its slot (paused past its lease, say) cannot overwrite what the new
+// one stored. The zero Fence applies unconditionally.
+type Fence struct {
+	Resource string
+	Owner    string
+	Epoch    int64
+}
+
+// IsZero reports whether f is the unconditional fence.
+func (f Fence) IsZero() bool { return f.Resource == "" }
+
 // Segment is one committed object holding the record batches for the
 // offsets [BaseOffset, EndOffset) of one partition.
 type Segment struct {
@@ -258,16 +273,17 @@ type Store interface {
 	// epoch; an expired one keeps its owner (compare ExpiresAt).
 	Leases(ctx context.Context, prefix string) ([]Lease, error)
 
-	// CommitOffsets stores a group's offsets (one transaction). A zero
-	// CommittedAt is stamped with the database clock.
-	CommitOffsets(ctx context.Context, group string, offsets []OffsetCommit) error
+	// CommitOffsets stores a group's offsets (one transaction), provided
+	// fence holds (else ErrFenced, nothing stored). A zero CommittedAt is
+	// stamped with the database clock.
+	CommitOffsets(ctx context.Context, group string, offsets []OffsetCommit, fence Fence) error
 	// FetchOffsets returns a group's committed offsets; topics nil means all.
 	FetchOffsets(ctx context.Context, group string, topics []string) ([]OffsetCommit, error)
 	// DeleteOffsets removes a group's offsets for the named partitions.
 	DeleteOffsets(ctx context.Context, group, topic string, partitions []int32) error
-	// SaveGroup stores a group's state. A zero UpdatedAt is stamped with the
-	// database clock.
-	SaveGroup(ctx context.Context, g Group) error
+	// SaveGroup stores a group's state, provided fence holds (else
+	// ErrFenced). A zero UpdatedAt is stamped with the database clock.
+	SaveGroup(ctx context.Context, g Group, fence Fence) error
 	// Group loads a group's state, or ErrNotFound.
 	Group(ctx context.Context, name string) (Group, error)
 	// ListGroups returns every stored group.

@@ -479,12 +479,15 @@ func (s *Store) Leases(ctx context.Context, prefix string) ([]meta.Lease, error)
 // --- consumer groups --------------------------------------------------------
 
 // CommitOffsets implements meta.Store in one transaction.
-func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []meta.OffsetCommit) error {
+func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []meta.OffsetCommit, fence meta.Fence) error {
 	offsets = metasql.DedupeOffsets(offsets)
 	if len(offsets) == 0 {
 		return nil
 	}
 	err := s.write(ctx, func(tx *sql.Tx, now int64) error {
+		if err := checkFence(ctx, tx, fence, now); err != nil {
+			return err
+		}
 		st, err := tx.PrepareContext(ctx, qCommitOffset)
 		if err != nil {
 			return err
@@ -553,8 +556,11 @@ func (s *Store) DeleteOffsets(ctx context.Context, group, topic string, partitio
 }
 
 // SaveGroup implements meta.Store.
-func (s *Store) SaveGroup(ctx context.Context, g meta.Group) error {
+func (s *Store) SaveGroup(ctx context.Context, g meta.Group, fence meta.Fence) error {
 	err := s.write(ctx, func(tx *sql.Tx, now int64) error {
+		if err := checkFence(ctx, tx, fence, now); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, qSaveGroup, g.Name, g.ProtocolType, nonNil(g.State), microsOr(g.UpdatedAt, now))
 		return err
 	})
@@ -675,6 +681,23 @@ func (s *Store) RemoveNode(ctx context.Context, id string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("remove node %s: %w", id, err)
+	}
+	return nil
+}
+
+// checkFence fails with ErrFenced unless fence holds at now. The store has
+// one writer, so nothing can take the lease between this check and the
+// transaction's commit.
+func checkFence(ctx context.Context, tx *sql.Tx, fence meta.Fence, now int64) error {
+	if fence.IsZero() {
+		return nil
+	}
+	var held int
+	if err := tx.QueryRowContext(ctx, qLeaseOK, fence.Resource, fence.Owner, fence.Epoch, now).Scan(&held); err != nil {
+		return fmt.Errorf("check lease %s: %w", fence.Resource, err)
+	}
+	if held == 0 {
+		return fmt.Errorf("%w: %s not held by %s at epoch %d", meta.ErrFenced, fence.Resource, fence.Owner, fence.Epoch)
 	}
 	return nil
 }

@@ -181,11 +181,21 @@ ORDER BY resource`
 )
 
 const (
+	// qCommitOffsets and qSaveGroup check their fence ($8.., NULL resource:
+	// none) the way qCommitFlush checks its lease: the row is locked (FOR
+	// SHARE) until commit, so a takeover waits, and a write that starts
+	// after one finds no lease and writes nothing.
 	qCommitOffsets = `
+WITH fence AS MATERIALIZED (
+	SELECT 1 FROM leases
+	WHERE resource = $8 AND owner = $9 AND epoch = $10 AND expires_at > now()
+	FOR SHARE
+)
 INSERT INTO group_offsets (group_name, topic, partition, committed_offset, leader_epoch, metadata, committed_at)
 SELECT $1::text, o.topic, o.partition, o.off, o.epoch, o.metadata, COALESCE(o.at, now())
 FROM unnest($2::text[], $3::integer[], $4::bigint[], $5::integer[], $6::text[], $7::timestamptz[])
      AS o (topic, partition, off, epoch, metadata, at)
+WHERE $8::text IS NULL OR EXISTS (SELECT 1 FROM fence)
 ON CONFLICT (group_name, topic, partition) DO UPDATE
 SET committed_offset = EXCLUDED.committed_offset,
     leader_epoch = EXCLUDED.leader_epoch,
@@ -203,8 +213,14 @@ DELETE FROM group_offsets
 WHERE group_name = $1 AND topic = $2 AND partition = ANY($3::integer[])`
 
 	qSaveGroup = `
+WITH fence AS MATERIALIZED (
+	SELECT 1 FROM leases
+	WHERE resource = $5 AND owner = $6 AND epoch = $7 AND expires_at > now()
+	FOR SHARE
+)
 INSERT INTO groups (name, protocol_type, state, updated_at)
-VALUES ($1, $2, $3, COALESCE($4, now()))
+SELECT $1::text, $2::text, $3::bytea, COALESCE($4::timestamptz, now())
+WHERE $5::text IS NULL OR EXISTS (SELECT 1 FROM fence)
 ON CONFLICT (name) DO UPDATE
 SET protocol_type = EXCLUDED.protocol_type,
     state = EXCLUDED.state,

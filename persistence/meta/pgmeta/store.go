@@ -464,7 +464,7 @@ func (s *Store) Leases(ctx context.Context, prefix string) ([]meta.Lease, error)
 // --- consumer groups --------------------------------------------------------
 
 // CommitOffsets implements meta.Store in one statement.
-func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []meta.OffsetCommit) error {
+func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []meta.OffsetCommit, fence meta.Fence) error {
 	offsets = metasql.DedupeOffsets(offsets)
 	if len(offsets) == 0 {
 		return nil
@@ -481,10 +481,23 @@ func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []meta.
 	for i, o := range offsets {
 		topics[i], parts[i], offs[i], epochs[i], metadata[i], at[i] = o.Topic, o.Partition, o.Offset, o.LeaderEpoch, o.Metadata, nullTime(o.CommittedAt)
 	}
-	if _, err := s.pool.Exec(ctx, qCommitOffsets, group, topics, parts, offs, epochs, metadata, at); err != nil {
+	res, fOwner, fEpoch := fenceArgs(fence)
+	tag, err := s.pool.Exec(ctx, qCommitOffsets, group, topics, parts, offs, epochs, metadata, at, res, fOwner, fEpoch)
+	if err != nil {
 		return fmt.Errorf("commit %d offsets of group %s: %w", n, group, err)
 	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("commit offsets of group %s: %w: %s not held by %s at epoch %d", group, meta.ErrFenced, fence.Resource, fence.Owner, fence.Epoch)
+	}
 	return nil
+}
+
+// fenceArgs are a fence's query arguments; a zero fence's resource is NULL.
+func fenceArgs(f meta.Fence) (resource *string, owner string, epoch int64) {
+	if f.IsZero() {
+		return nil, "", 0
+	}
+	return &f.Resource, f.Owner, f.Epoch
 }
 
 // FetchOffsets implements meta.Store.
@@ -517,9 +530,14 @@ func (s *Store) DeleteOffsets(ctx context.Context, group, topic string, partitio
 }
 
 // SaveGroup implements meta.Store.
-func (s *Store) SaveGroup(ctx context.Context, g meta.Group) error {
-	if _, err := s.pool.Exec(ctx, qSaveGroup, g.Name, g.ProtocolType, nonNil(g.State), nullTime(g.UpdatedAt)); err != nil {
+func (s *Store) SaveGroup(ctx context.Context, g meta.Group, fence meta.Fence) error {
+	res, fOwner, fEpoch := fenceArgs(fence)
+	tag, err := s.pool.Exec(ctx, qSaveGroup, g.Name, g.ProtocolType, nonNil(g.State), nullTime(g.UpdatedAt), res, fOwner, fEpoch)
+	if err != nil {
 		return fmt.Errorf("save group %s: %w", g.Name, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("save group %s: %w: %s not held by %s at epoch %d", g.Name, meta.ErrFenced, fence.Resource, fence.Owner, fence.Epoch)
 	}
 	return nil
 }
