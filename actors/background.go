@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/morax-dev/morax/persistence/objstore"
 )
 
@@ -85,4 +87,52 @@ func (b *Broker) SweepOrphans(ctx context.Context) (int, error) {
 		err = check()
 	}
 	return deleted, err
+}
+
+// leaseSweep is the outcome of one batch renewal of this process's leases,
+// sent to every partition actor: renewed maps each lease resource renewed
+// to its epoch (nil when the renewal failed, err set).
+type leaseSweep struct {
+	asked   time.Time // before the renewal was sent
+	renewed map[string]int64
+	err     error
+}
+
+// leaseLoop renews every lease this process holds in one statement each
+// LeaseTTL/3 (meta.Store.RenewLeases) and tells every partition actor the
+// outcome. One round trip per interval, whatever the number of partitions,
+// keeps idle partitions nearly free.
+func (b *Broker) leaseLoop(ctx context.Context) {
+	every := b.opts.LeaseTTL / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		running := false
+		b.pids.Range(func(_, _ any) bool { running = true; return false })
+		if !running {
+			continue
+		}
+		sweep := &leaseSweep{asked: time.Now()}
+		rctx, cancel := context.WithTimeout(ctx, every)
+		ls, err := b.meta.RenewLeases(rctx, b.owner, b.opts.LeaseTTL)
+		cancel()
+		if err != nil {
+			sweep.err = err
+			b.opts.Logger.Warn("lease renewal failed; retrying", "err", err)
+		} else {
+			sweep.renewed = make(map[string]int64, len(ls))
+			for _, l := range ls {
+				sweep.renewed[l.Resource] = l.Epoch
+			}
+		}
+		b.pids.Range(func(_, pid any) bool {
+			b.system.Root.Send(pid.(*actor.PID), sweep)
+			return true
+		})
+	}
 }

@@ -87,7 +87,8 @@ func New(opts Options, store meta.Store, objects objstore.Store) (*Broker, error
 	b.registry = pid
 	ctx, cancel := context.WithCancel(context.Background())
 	b.stopBg = cancel
-	b.bg.Add(2)
+	b.bg.Add(3)
+	go func() { defer b.bg.Done(); b.leaseLoop(ctx) }()
 	go func() { defer b.bg.Done(); b.retentionLoop(ctx) }()
 	go func() { defer b.bg.Done(); b.sweepLoop(ctx) }()
 	return b, nil

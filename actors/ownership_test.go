@@ -19,7 +19,7 @@ type clusterNode struct {
 	closed bool
 }
 
-const clusterTTL = 2 * time.Second
+const clusterTTL = 3 * time.Second
 
 // startClusterNode starts a broker with membership and the ownership loop.
 func startClusterNode(t *testing.T, be backend, id string, slots int) *clusterNode {
@@ -74,6 +74,18 @@ func owners(t *testing.T, be backend, tp meta.Topic) map[int32]meta.Lease {
 	return out
 }
 
+// eventually polls cond until it holds or limit passes.
+func eventually(limit time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
 // waitFor polls cond until it holds, failing after limit.
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
@@ -112,7 +124,18 @@ func TestClusterOwnership(t *testing.T) {
 			}
 			return true
 		}
-		waitFor(t, 10*time.Second, "every partition owned by its rendezvous choice", full)
+		if !eventually(10*time.Second, full) {
+			v := nodes["n1"].b.ClusterView()
+			o := owners(t, be, tp)
+			for p := range tp.Partitions {
+				res := meta.PartitionResource(tp.ID, p)
+				_, running := nodes[v.Desired(res)].b.LocalLeader(tp.ID, p)
+				t.Logf("partition %d: desired %s (leads there: %v), lease %+v", p, v.Desired(res), running, o[p])
+			}
+			all, _ := be.meta.Leases(context.Background(), meta.TopicResourcePrefix(tp.ID))
+			t.Logf("raw leases %+v; view nodes %v", all, v.Nodes)
+			t.Fatal("every partition owned by its rendezvous choice: not after 10s")
+		}
 		// The spread itself is random per topic id (rendezvous properties
 		// are tested in TestRendezvousSpreadsAndMovesLittle); the node
 		// that leaves below is the one holding the most.

@@ -50,11 +50,6 @@ type (
 		f   *flush
 		err error
 	}
-	renewTick    struct{}
-	leaseRenewed struct {
-		lease meta.Lease
-		err   error
-	}
 	parkExpired   struct{ r *parkedReader }
 	logStartMoved struct{ start, bytes int64 }
 	drain         struct{}
@@ -90,6 +85,10 @@ type partition struct {
 	// own clock, measured from before the request that granted it: past it
 	// we stop, even if the database has not fenced us yet.
 	leaseDeadline time.Time
+	// acquiredAt is when the request that granted the lease started.
+	acquiredAt time.Time
+	// resource is the partition's lease resource name.
+	resource string
 
 	logStart int64
 	hw       int64 // high watermark: everything below is committed
@@ -159,12 +158,13 @@ type parkedReader struct {
 
 func newPartition(b *Broker, t meta.Topic, p int32) *partition {
 	return &partition{
-		b:     b,
-		topic: t,
-		id:    p,
-		key:   meta.PartitionKey{TopicID: t.ID, Partition: p},
-		log:   b.opts.Logger.With("topic", t.Name, "partition", p),
-		root:  b.system.Root,
+		b:        b,
+		topic:    t,
+		id:       p,
+		key:      meta.PartitionKey{TopicID: t.ID, Partition: p},
+		resource: meta.PartitionResource(t.ID, p),
+		log:      b.opts.Logger.With("topic", t.Name, "partition", p),
+		root:     b.system.Root,
 	}
 }
 
@@ -207,10 +207,8 @@ func (p *partition) Receive(ctx actor.Context) {
 		p.onCommitted(ctx, m)
 	case *recovered:
 		p.onRecovered(m)
-	case *renewTick:
-		p.renew()
-	case *leaseRenewed:
-		p.onRenewed(ctx, m)
+	case *leaseSweep:
+		p.onLeaseSweep(ctx, m)
 	case *parkExpired:
 		p.expirePark(m.r)
 	case *logStartMoved:
@@ -327,10 +325,10 @@ func (p *partition) onStarted(ctx actor.Context, m *started) {
 	p.lease = m.lease
 	p.b.held.Store(p.key, m.lease.Epoch)
 	p.leaseDeadline = m.deadline
+	p.acquiredAt = m.deadline.Add(-p.b.opts.LeaseTTL)
 	p.applyCommitted(m.part, m.producers)
 	p.phase = phaseReady
 	p.log.Debug("partition started", "epoch", p.lease.Epoch, "next", p.next, "log_start", p.logStart)
-	p.scheduleRenew()
 	p.replayStash()
 }
 
@@ -355,47 +353,34 @@ func (p *partition) replayStash() {
 
 func (p *partition) epoch32() int32 { return int32(p.lease.Epoch) }
 
-func (p *partition) scheduleRenew() {
-	time.AfterFunc(p.b.opts.LeaseTTL/3, func() { p.send(&renewTick{}) })
-}
-
-func (p *partition) renew() {
-	if p.phase == phaseStopped {
+// onLeaseSweep applies the node's latest batch renewal (see leaseLoop): a
+// renewed lease moves the deadline on; a lease held since before the
+// renewal ran but missing from it was lost, and the actor stops at once;
+// and whatever happened, an actor past its deadline stops before the
+// database has to fence it.
+func (p *partition) onLeaseSweep(ctx actor.Context, m *leaseSweep) {
+	if p.phase == phaseStarting || p.phase == phaseStopped {
 		return
+	}
+	if m.err == nil {
+		epoch, ok := m.renewed[p.resource]
+		switch {
+		case ok && epoch == p.lease.Epoch:
+			if d := m.asked.Add(p.b.opts.LeaseTTL); d.After(p.leaseDeadline) {
+				p.leaseDeadline = d
+			}
+		case p.acquiredAt.Before(m.asked):
+			p.log.Warn("lease lost; stopping partition", "epoch", p.lease.Epoch)
+			p.stop(ctx, fmt.Errorf("%w: lease lost", ErrNotOwner))
+			return
+		}
 	}
 	if time.Now().After(p.leaseDeadline) {
 		// Renewals have failed for a whole TTL: another node may own the
-		// partition now. Stop before the database has to fence us.
-		p.send(&stopNow{err: fmt.Errorf("%w: lease expired", ErrNotOwner)})
-		return
+		// partition now.
+		p.log.Warn("lease expired without renewal; stopping partition", "epoch", p.lease.Epoch, "err", m.err)
+		p.stop(ctx, fmt.Errorf("%w: lease expired", ErrNotOwner))
 	}
-	lease := p.lease
-	resource := meta.PartitionResource(p.topic.ID, p.id)
-	p.io(func(ctx context.Context) {
-		asked := time.Now()
-		l, err := p.b.meta.RenewLease(ctx, resource, lease.Owner, lease.Epoch, p.b.opts.LeaseTTL)
-		if err == nil {
-			l.ExpiresAt = asked.Add(p.b.opts.LeaseTTL) // our clock's view, measured from before the request
-		}
-		p.send(&leaseRenewed{lease: l, err: err})
-	})
-}
-
-func (p *partition) onRenewed(ctx actor.Context, m *leaseRenewed) {
-	if p.phase == phaseStopped {
-		return
-	}
-	switch {
-	case m.err == nil:
-		p.leaseDeadline = m.lease.ExpiresAt
-	case errors.Is(m.err, meta.ErrFenced):
-		p.log.Warn("lease lost; stopping partition", "epoch", p.lease.Epoch)
-		p.stop(ctx, fmt.Errorf("%w: lease lost", ErrNotOwner))
-		return
-	default:
-		p.log.Warn("lease renewal failed; retrying", "err", m.err)
-	}
-	p.scheduleRenew()
 }
 
 // stop fails everything the actor holds with err and stops it at once.

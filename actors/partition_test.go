@@ -595,3 +595,47 @@ func TestRequestsToARefusedPartitionAreAnswered(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestIdlePartitionNoticesLostLease takes an idle partition's lease away:
+// the node's next batch renewal misses it and the partition actor stops
+// on its own, without waiting for a commit to be fenced; a partition whose
+// lease is intact keeps serving.
+func TestIdlePartitionNoticesLostLease(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		o := testOptions("node-a")
+		o.LeaseTTL = 900 * time.Millisecond // batch renewals every 300 ms
+		a := startBroker(t, be, o)
+		tp := createTopic(t, a, "idle-lease", 2, nil)
+		appendOK(t, a, tp, 0, batchOf(t, "x"))
+		appendOK(t, a, tp, 1, batchOf(t, "y"))
+		res := meta.PartitionResource(tp.ID, 0)
+		ls, err := be.meta.Leases(ctx, res)
+		if err != nil || len(ls) != 1 {
+			t.Fatalf("lease: %v %v", ls, err)
+		}
+		if err := be.meta.ReleaseLease(ctx, res, ls[0].Owner, ls[0].Epoch); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := be.meta.AcquireLease(ctx, res, "node-b@1", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if _, held := a.LocalLeader(tp.ID, 0); !held {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("partition 0 still believes it leads after its lease was taken")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		// Partition 1 is renewed by the same batches and keeps serving,
+		// well past its first TTL.
+		time.Sleep(2 * o.LeaseTTL)
+		if _, held := a.LocalLeader(tp.ID, 1); !held {
+			t.Fatal("partition 1 lost its lease although nobody took it")
+		}
+		appendOK(t, a, tp, 1, batchOf(t, "z"))
+	})
+}

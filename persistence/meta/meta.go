@@ -265,6 +265,11 @@ type Store interface {
 	// RenewLease extends owner's lease at epoch; ErrFenced if it is no
 	// longer owner's at that epoch.
 	RenewLease(ctx context.Context, resource, owner string, epoch int64, ttl time.Duration) (Lease, error)
+	// RenewLeases extends, in one statement, every unexpired lease owner
+	// holds and returns them: a node renews all its partitions with one
+	// round trip instead of one per partition. A lease owner held that is
+	// missing from the answer has expired or been taken.
+	RenewLeases(ctx context.Context, owner string, ttl time.Duration) ([]Lease, error)
 	// ReleaseLease makes the lease vacant at once (keeping its epoch) if
 	// owner holds it at epoch. Releasing a lease one does not hold is a no-op.
 	ReleaseLease(ctx context.Context, resource, owner string, epoch int64) error

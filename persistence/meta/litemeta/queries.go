@@ -128,6 +128,11 @@ UPDATE leases SET expires_at = ?4 + ?5
 WHERE resource = ?1 AND owner = ?2 AND epoch = ?3 AND expires_at > ?4
 RETURNING owner, epoch, expires_at`
 
+	qRenewLeases = `
+UPDATE leases SET expires_at = ?2 + ?3
+WHERE owner = ?1 AND expires_at > ?2
+RETURNING resource, owner, epoch, expires_at`
+
 	qReleaseLease = `
 UPDATE leases SET owner = '', expires_at = ?4
 WHERE resource = ?1 AND owner = ?2 AND epoch = ?3`

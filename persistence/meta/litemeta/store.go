@@ -437,6 +437,35 @@ func (s *Store) RenewLease(ctx context.Context, resource, owner string, epoch in
 	return l, nil
 }
 
+// RenewLeases implements meta.Store.
+func (s *Store) RenewLeases(ctx context.Context, owner string, ttl time.Duration) ([]meta.Lease, error) {
+	if err := metasql.ValidateLease("renew leases", "*", owner, ttl); err != nil {
+		return nil, err
+	}
+	var ls []meta.Lease
+	err := s.write(ctx, func(tx *sql.Tx, now int64) error {
+		ls = ls[:0] // a retried transaction starts over
+		rows, err := tx.QueryContext(ctx, qRenewLeases, owner, now, metasql.Micros(ttl))
+		if err != nil {
+			return err
+		}
+		ls, err = collect(rows, func(r *sql.Rows) (meta.Lease, error) {
+			var (
+				l   meta.Lease
+				exp int64
+			)
+			err := r.Scan(&l.Resource, &l.Owner, &l.Epoch, &exp)
+			l.ExpiresAt = fromMicros(exp)
+			return l, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("renew leases of %s: %w", owner, err)
+	}
+	return ls, nil
+}
+
 // ReleaseLease implements meta.Store.
 func (s *Store) ReleaseLease(ctx context.Context, resource, owner string, epoch int64) error {
 	if owner == "" {

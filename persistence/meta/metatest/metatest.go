@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"LeaseAcquireRenewRelease", testLeaseAcquireRenewRelease},
 		{"LeaseExpiry", testLeaseExpiry},
 		{"LeaseList", testLeaseList},
+		{"LeaseRenewAll", testLeaseRenewAll},
 		{"LeaseConcurrentAcquire", testLeaseConcurrentAcquire},
 		{"CommitFlush", testCommitFlush},
 		{"CommitFlushOffsetMismatch", testCommitOffsetMismatch},
@@ -1435,6 +1436,49 @@ func testGroups(t *testing.T, s meta.Store) {
 	must(t, err, "list")
 	if len(gs) != 2 || gs[0].Name != "empty" || gs[1].Name != "g2" {
 		t.Fatalf("groups after delete: %+v", gs)
+	}
+}
+
+// testLeaseRenewAll checks that RenewLeases extends exactly the unexpired
+// leases of one owner: not another owner's, not a released one, not an
+// expired one (which another node may have been promised).
+func testLeaseRenewAll(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	for _, r := range []string{"p/a/0", "p/a/1", "g/3"} {
+		_, err := s.AcquireLease(ctx, r, "n1@x", time.Second)
+		must(t, err, "acquire "+r)
+	}
+	_, err := s.AcquireLease(ctx, "p/b/0", "n2@y", time.Second)
+	must(t, err, "acquire other")
+	rel, err := s.AcquireLease(ctx, "p/a/2", "n1@x", time.Second)
+	must(t, err, "acquire released")
+	must(t, s.ReleaseLease(ctx, "p/a/2", "n1@x", rel.Epoch), "release")
+	_, err = s.AcquireLease(ctx, "p/a/3", "n1@x", time.Millisecond)
+	must(t, err, "acquire short")
+	time.Sleep(20 * time.Millisecond) // p/a/3 expires
+
+	ls, err := s.RenewLeases(ctx, "n1@x", time.Minute)
+	must(t, err, "renew all")
+	got := map[string]meta.Lease{}
+	for _, l := range ls {
+		got[l.Resource] = l
+	}
+	if len(got) != 3 || got["p/a/0"].Owner != "n1@x" || got["p/a/1"].Epoch < 1 || got["g/3"].Resource == "" {
+		t.Fatalf("renewed %+v, want p/a/0, p/a/1 and g/3", ls)
+	}
+	after, err := s.Leases(ctx, "")
+	must(t, err, "list")
+	for _, l := range after {
+		long := time.Until(l.ExpiresAt) > 30*time.Second
+		if _, renewed := got[l.Resource]; renewed != long {
+			t.Fatalf("lease %+v: renewed %v but expires in %v", l, renewed, time.Until(l.ExpiresAt))
+		}
+	}
+	if ls, err := s.RenewLeases(ctx, "nobody@z", time.Minute); err != nil || len(ls) != 0 {
+		t.Fatalf("renewing an owner with no leases: %v, %v", ls, err)
+	}
+	if _, err := s.RenewLeases(ctx, "", time.Minute); !errors.Is(err, meta.ErrInvalid) {
+		t.Fatalf("renewing for no owner: %v, want ErrInvalid", err)
 	}
 }
 

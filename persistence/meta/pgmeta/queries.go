@@ -170,6 +170,11 @@ UPDATE leases SET expires_at = now() + $4::bigint * interval '1 microsecond'
 WHERE resource = $1 AND owner = $2 AND epoch = $3 AND expires_at > now()
 RETURNING owner, epoch, expires_at`
 
+	qRenewLeases = `
+UPDATE leases SET expires_at = now() + $2::bigint * interval '1 microsecond'
+WHERE owner = $1 AND expires_at > now()
+RETURNING resource, owner, epoch, expires_at`
+
 	qReleaseLease = `
 UPDATE leases SET owner = '', expires_at = now()
 WHERE resource = $1 AND owner = $2 AND epoch = $3`

@@ -431,6 +431,26 @@ func (s *Store) RenewLease(ctx context.Context, resource, owner string, epoch in
 	return l, nil
 }
 
+// RenewLeases implements meta.Store.
+func (s *Store) RenewLeases(ctx context.Context, owner string, ttl time.Duration) ([]meta.Lease, error) {
+	if err := metasql.ValidateLease("renew leases", "*", owner, ttl); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, qRenewLeases, owner, metasql.Micros(ttl))
+	if err != nil {
+		return nil, fmt.Errorf("renew leases of %s: %w", owner, err)
+	}
+	ls, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (meta.Lease, error) {
+		var l meta.Lease
+		err := r.Scan(&l.Resource, &l.Owner, &l.Epoch, &l.ExpiresAt)
+		return l, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("renew leases of %s: %w", owner, err)
+	}
+	return ls, nil
+}
+
 // ReleaseLease implements meta.Store.
 func (s *Store) ReleaseLease(ctx context.Context, resource, owner string, epoch int64) error {
 	if owner == "" {
