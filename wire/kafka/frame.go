@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -81,16 +80,20 @@ func readFrameChunked(r *bufio.Reader, limit int32, chunk int32) ([]byte, error)
 		}
 		return frame, nil
 	}
-	var b bytes.Buffer
-	b.Grow(int(chunk))
-	n, err := b.ReadFrom(io.LimitReader(r, int64(size)))
-	if err != nil {
-		return nil, err
+	// Only once the first chunk has arrived is the whole frame allocated:
+	// a peer announcing a large frame must send it before it costs that
+	// much memory. One copy of the first chunk beats growing a buffer by
+	// doubling (several copies, and clearing each new buffer).
+	first := make([]byte, chunk)
+	if _, err := io.ReadFull(r, first); err != nil {
+		return nil, noEOF(err)
 	}
-	if n < int64(size) {
-		return nil, io.ErrUnexpectedEOF
+	frame := make([]byte, size)
+	copy(frame, first)
+	if _, err := io.ReadFull(r, frame[chunk:]); err != nil {
+		return nil, noEOF(err)
 	}
-	return b.Bytes(), nil
+	return frame, nil
 }
 
 // noEOF turns an EOF inside a frame into ErrUnexpectedEOF: the peer hung up
