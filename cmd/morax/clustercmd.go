@@ -26,6 +26,7 @@ type clusterStatus struct {
 		Topic     string    `json:"topic"`
 		Partition *int32    `json:"partition"`
 		Slot      *int      `json:"slot"`
+		Node      string    `json:"node"`
 		Owner     string    `json:"owner"`
 		Epoch     int64     `json:"epoch"`
 		ExpiresAt time.Time `json:"expires_at"`
@@ -87,7 +88,7 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		case l.Slot != nil:
 			what = fmt.Sprintf("group slot %d", *l.Slot)
 		}
-		owner := l.Owner
+		owner := l.Node
 		if owner == "" {
 			owner = "(vacant)"
 		}

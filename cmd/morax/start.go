@@ -113,7 +113,20 @@ func startNode(ctx context.Context, cfg config.Config, logger *slog.Logger) (err
 	if err != nil {
 		return fmt.Errorf("start broker: %w", err)
 	}
-	groups := actors.NewGroups(broker, actors.GroupOptions{})
+	// Other nodes forward WAL requests for the logs this node owns over
+	// protoactor remote. It starts before anything listens or the cluster
+	// starts: the actor system takes its address from it. An embedded node
+	// (SQLite metadata) is alone by construction and has nothing to forward.
+	remoteAddr := ""
+	if !cfg.Embedded() {
+		rem, err := wal.StartRemote(broker.ActorSystem(), cfg.Cluster.RemoteListenAddr, int(cfg.Server.WALBroker.MaxBodyBytes))
+		if err != nil {
+			return err
+		}
+		defer rem.Close() // after the broker has stopped, below
+		remoteAddr = rem.Addr()
+	}
+	groups := actors.NewGroups(broker, actors.GroupOptions{Slots: actors.DefaultGroupSlots, OwnsSlot: broker.OwnsSlot})
 
 	kafkaSrv, err := kafka.NewServer(kafka.Config{
 		Broker:            broker,
@@ -142,7 +155,8 @@ func startNode(ctx context.Context, cfg config.Config, logger *slog.Logger) (err
 			Endpoint: cfg.Storage.Endpoint,
 			Region:   cfg.Storage.Region,
 		},
-		Logger: logger.With("component", "wal"),
+		Logger:         logger.With("component", "wal"),
+		ServeForwarded: remoteAddr != "",
 	}
 	if cfg.Telemetry.Metrics.Enabled {
 		walCfg.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
@@ -159,14 +173,24 @@ func startNode(ctx context.Context, cfg config.Config, logger *slog.Logger) (err
 	if err := walSrv.Listen(); err != nil {
 		return fmt.Errorf("wal listener: %w", err)
 	}
-	membership, err := actors.StartMembership(ctx, store, meta.Node{
-		ID:         nodeID,
-		KafkaAddr:  cfg.KafkaAdvertised(),
-		WALAddr:    walSrv.Addr().String(),
-		RemoteAddr: cfg.Cluster.RemoteListenAddr,
-	}, cfg.Cluster.HeartbeatInterval.Duration(), logger)
+	self := meta.Node{ID: nodeID, KafkaAddr: cfg.KafkaAdvertised(), WALAddr: walSrv.Addr().String(), RemoteAddr: remoteAddr}
+	membership, err := actors.StartMembership(ctx, store, self, cfg.Cluster.HeartbeatInterval.Duration(), logger)
 	if err != nil {
 		return err
+	}
+	err = broker.StartCluster(actors.ClusterOptions{
+		Self:  self,
+		Slots: actors.DefaultGroupSlots,
+		OnSlotLost: func(slot int) {
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			if err := groups.ReleaseSlot(ctx, slot); err != nil {
+				logger.Warn("unload groups of a lost slot", "slot", slot, "err", err)
+			}
+		},
+	})
+	if err != nil {
+		return errors.Join(fmt.Errorf("start cluster: %w", err), membership.Close(ctx))
 	}
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- kafkaSrv.Serve() }()
@@ -183,8 +207,10 @@ func startNode(ctx context.Context, cfg config.Config, logger *slog.Logger) (err
 	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	errs := []error{err}
-	errs = append(errs, kafkaSrv.Close(stopCtx), walSrv.Close(stopCtx), groups.Close(stopCtx), broker.Close(stopCtx),
-		membership.Close(stopCtx))
+	// Deregister first, so the other nodes stop choosing this one and take
+	// each lease as soon as the drain below releases it.
+	errs = append(errs, kafkaSrv.Close(stopCtx), walSrv.Close(stopCtx), membership.Close(stopCtx), groups.Close(stopCtx),
+		broker.Close(stopCtx))
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

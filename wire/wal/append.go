@@ -28,9 +28,19 @@ func (s *Server) handleAppend(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, "append", err)
 		return
 	}
-	rctx, cancel := s.requestContext(0)
+	rctx, cancel := s.requestContext(ctx, 0)
 	defer cancel()
-	res, err := s.appendEntries(rctx, req)
+	t, err := s.topic(rctx, req.Name)
+	if err != nil {
+		s.fail(ctx, "append", err)
+		return
+	}
+	// Checked after decoding, so bad input gets the same answer on every
+	// node without a round trip to the owner.
+	if s.forward(ctx, "append", t, req.Partition, 0) {
+		return
+	}
+	res, err := s.appendEntries(rctx, t, req)
 	if err != nil {
 		s.fail(ctx, "append", err)
 		return
@@ -43,12 +53,8 @@ func (s *Server) handleAppend(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, append(body, "}}"...))
 }
 
-// appendEntries builds the batches and appends them.
-func (s *Server) appendEntries(ctx context.Context, req appendRequest) (actors.AppendResult, error) {
-	t, err := s.topic(ctx, req.Name)
-	if err != nil {
-		return actors.AppendResult{}, err
-	}
+// appendEntries builds the batches and appends them to t.
+func (s *Server) appendEntries(ctx context.Context, t meta.Topic, req appendRequest) (actors.AppendResult, error) {
 	batches, err := buildBatches(req.Entries, s.b.Options().Now().UnixMilli(), s.maxBatch(t))
 	if err != nil {
 		return actors.AppendResult{}, fmt.Errorf("log %q: %w", t.Name, err)

@@ -20,7 +20,7 @@ func (s *Server) handleCreate(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, "create", err)
 		return
 	}
-	rctx, cancel := s.requestContext(0)
+	rctx, cancel := s.requestContext(ctx, 0)
 	defer cancel()
 	t, err := s.b.CreateTopic(rctx, meta.Topic{Name: req.Name, Kind: meta.KindWAL, Partitions: 1, Config: req.Config})
 	if err != nil {

@@ -78,7 +78,22 @@
 //	Unimplemented     501  understood but not supported by this node
 //	Unavailable       503  storage or metadata unavailable, partition
 //	                       moving, node shutting down; retry
+//	Unavailable       504  an append passed on to the node that owns the
+//	                       log got no answer in time: it may or may not have
+//	                       been applied; read the log's end before retrying
 //
 // Responses of 200 bytes or more are compressed when the request's
 // Accept-Encoding asks (gzip preferred); tail streams are not.
+//
+// # Clusters
+//
+// Any node serves any log. Append, read, trim and describe requests for a
+// log whose partition another node owns are checked here, then passed to
+// the owner over protoactor remote (StartRemote, Config.ServeForwarded)
+// and answered with the owner's answer, long polls included; while the
+// partition changes hands they are sent again to its new owner until the
+// request's time is up. A tail on a node that does not own the log polls
+// the owner with reads and sends the same events, and follows the log
+// when it moves. Create, list and delete are metadata operations every
+// node does itself. See forward.go.
 package wal

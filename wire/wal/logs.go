@@ -42,7 +42,7 @@ func (s *Server) handleList(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, "list", err)
 		return
 	}
-	rctx, cancel := s.requestContext(0)
+	rctx, cancel := s.requestContext(ctx, 0)
 	defer cancel()
 	out := struct {
 		Logs []logInfo `json:"logs"`
@@ -92,11 +92,16 @@ func (s *Server) handleDescribe(ctx *fasthttp.RequestCtx, name string) {
 		s.fail(ctx, "describe", err)
 		return
 	}
-	rctx, cancel := s.requestContext(0)
+	rctx, cancel := s.requestContext(ctx, 0)
 	defer cancel()
 	t, err := s.topic(rctx, name)
 	if err != nil {
 		s.fail(ctx, "describe", err)
+		return
+	}
+	// Describing starts the partition's actor, and with it takes its
+	// lease: only the owner may do that.
+	if s.forward(ctx, "describe", t, p, 0) {
 		return
 	}
 	st, err := s.b.DescribeWait(rctx, t, p)
@@ -122,7 +127,7 @@ func (s *Server) handleDelete(ctx *fasthttp.RequestCtx, name string) {
 		s.fail(ctx, "delete", err)
 		return
 	}
-	rctx, cancel := s.requestContext(0)
+	rctx, cancel := s.requestContext(ctx, 0)
 	defer cancel()
 	// Bypass the topic cache: the kind decides whether this may go ahead.
 	t, err := s.b.RefreshTopic(rctx, name)
@@ -150,11 +155,14 @@ func (s *Server) handleTrim(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, "trim", err)
 		return
 	}
-	rctx, cancel := s.requestContext(0)
+	rctx, cancel := s.requestContext(ctx, 0)
 	defer cancel()
 	t, err := s.topic(rctx, req.Name)
 	if err != nil {
 		s.fail(ctx, "trim", err)
+		return
+	}
+	if s.forward(ctx, "trim", t, req.Partition, 0) {
 		return
 	}
 	res, err := s.b.TrimWait(rctx, t, req.Partition, req.Offset)

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
@@ -59,6 +60,13 @@ type Config struct {
 	// comment, which is also how a tail notices that its client went away.
 	// DefaultTailHeartbeat if zero.
 	TailHeartbeat time.Duration
+	// ServeForwarded registers the ForwardActorName actor on the broker's
+	// actor system while the server listens, so other nodes can forward to
+	// this one the requests for logs it owns (see forward.go). Set it on
+	// the node's one WAL server when the node runs in a cluster with
+	// protoactor remote started (StartRemote); a second server on the same
+	// broker with it set fails to Listen.
+	ServeForwarded bool
 }
 
 func (c Config) withDefaults() Config {
@@ -102,9 +110,14 @@ type Server struct {
 	serving   bool
 	closed    bool
 	serveDone chan struct{} // closed when Serve returns
-	// streams counts tail stream writers. Add is called only under mu
-	// while !closed, so Close's Wait never races an Add from zero.
-	streams sync.WaitGroup
+	// streams counts tail stream writers, and forwarded the requests
+	// forwarded here by other nodes still being served. Add is called only
+	// under mu while !closed, so Close's Wait never races an Add from zero.
+	streams   sync.WaitGroup
+	forwarded sync.WaitGroup
+	// forwardPID is the ForwardActorName actor while it runs (Listen to
+	// Close) with Config.ServeForwarded.
+	forwardPID *actor.PID
 }
 
 // NewServer builds a server; Listen and Serve (or Start) run it.
@@ -158,6 +171,16 @@ func (s *Server) Listen() error {
 	ln, err := net.Listen("tcp", s.cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("wal: listen on %s: %w", s.cfg.ListenAddr, err)
+	}
+	if s.cfg.ServeForwarded {
+		// Forwarded requests are taken from the moment the node can take
+		// its own clients' requests, and no earlier.
+		pid, err := s.spawnForwardActor()
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		s.forwardPID = pid
 	}
 	s.ln = ln
 	return nil
@@ -236,11 +259,18 @@ func (s *Server) Close(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
-	ln, serving := s.ln, s.serving
+	ln, serving, fwd := s.ln, s.serving, s.forwardPID
 	s.mu.Unlock()
 
 	s.cancel()
 	var errs []error
+	if fwd != nil {
+		// Requests forwarded from now on reach no actor and come back to
+		// their sender as dead letters, which it retries elsewhere.
+		if err := s.b.ActorSystem().Root.StopFuture(fwd).Wait(); err != nil {
+			errs = append(errs, fmt.Errorf("wal: stop the forwarding actor: %w", err))
+		}
+	}
 	if serving {
 		if err := s.srv.ShutdownWithContext(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("wal: shut down HTTP server: %w", err))
@@ -253,11 +283,11 @@ func (s *Server) Close(ctx context.Context) error {
 		}
 	}
 	streams := make(chan struct{})
-	go func() { s.streams.Wait(); close(streams) }()
+	go func() { s.streams.Wait(); s.forwarded.Wait(); close(streams) }()
 	select {
 	case <-streams:
 	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("wal: wait for tail streams: %w", ctx.Err()))
+		errs = append(errs, fmt.Errorf("wal: wait for tail streams and forwarded requests: %w", ctx.Err()))
 	}
 	if serving {
 		select {
@@ -270,9 +300,34 @@ func (s *Server) Close(ctx context.Context) error {
 }
 
 // requestContext is the context of one request's broker work: it ends when
-// the server closes or after the request timeout plus the wait it asked for.
-func (s *Server) requestContext(wait time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(s.baseCtx, s.cfg.RequestTimeout+wait)
+// the server closes or at the request's deadline (see deadline).
+func (s *Server) requestContext(ctx *fasthttp.RequestCtx, wait time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(s.baseCtx, s.deadline(ctx, wait))
+}
+
+// deadline is when the request's work must end: the request timeout plus
+// the wait it asked for, counted from when the request arrived (so retries
+// after a partition moved do not extend it), and never later than the
+// deadline of the node that forwarded it here.
+func (s *Server) deadline(ctx *fasthttp.RequestCtx, wait time.Duration) time.Time {
+	d := requestStart(ctx).Add(s.cfg.RequestTimeout + wait)
+	if fi, ok := forwarded(ctx); ok && fi.deadline.Before(d) {
+		d = fi.deadline
+	}
+	return d
+}
+
+// requestStart is when the client's request arrived: at the node that
+// forwarded it here, if it was; else here, or now for a RequestCtx that
+// does not know (one built by hand, as some tests do).
+func requestStart(ctx *fasthttp.RequestCtx) time.Time {
+	if fi, ok := forwarded(ctx); ok {
+		return fi.start
+	}
+	if t := ctx.Time(); !t.IsZero() {
+		return t
+	}
+	return time.Now()
 }
 
 // handle is the server's entry point: it keeps a handler panic from taking
@@ -330,15 +385,15 @@ func (s *Server) routeJSON(ctx *fasthttp.RequestCtx) {
 		}
 	case "/v1/append":
 		if allow(ctx, fasthttp.MethodPost) {
-			s.handleAppend(ctx)
+			s.retryMoved(ctx, s.handleAppend)
 		}
 	case "/v1/read":
 		if allow(ctx, fasthttp.MethodPost) {
-			s.handleRead(ctx)
+			s.retryMoved(ctx, s.handleRead)
 		}
 	case "/v1/trim":
 		if allow(ctx, fasthttp.MethodPost) {
-			s.handleTrim(ctx)
+			s.retryMoved(ctx, s.handleTrim)
 		}
 	case "/v1/logs", "/v1/logs/":
 		if allow(ctx, fasthttp.MethodGet) {
@@ -355,7 +410,7 @@ func (s *Server) routeJSON(ctx *fasthttp.RequestCtx) {
 				if ctx.IsDelete() {
 					s.handleDelete(ctx, name)
 				} else {
-					s.handleDescribe(ctx, name)
+					s.retryMoved(ctx, func(ctx *fasthttp.RequestCtx) { s.handleDescribe(ctx, name) })
 				}
 			}
 			return
