@@ -39,6 +39,11 @@ var (
 	ErrProducerFenced = errors.New("invalid producer epoch")
 	// ErrConflict is the kind of ConflictError.
 	ErrConflict = errors.New("expected offset does not match the log end")
+	// ErrOutcomeUnknown means an append's flush was being committed when
+	// the partition stopped: it may or may not be stored, and was not
+	// acknowledged. A retry may duplicate it unless the producer is
+	// idempotent.
+	ErrOutcomeUnknown = errors.New("append outcome unknown")
 	// ErrShuttingDown means the node is stopping. Retriable elsewhere.
 	ErrShuttingDown = errors.New("node shutting down")
 	// ErrInvalidArgument means a request field is out of its domain.

@@ -105,6 +105,9 @@ type partition struct {
 	lingerGen uint64
 	lingering bool
 	inflight  []*flush // in offset order
+	// uncertain is a flush whose commit failed with an unknown outcome;
+	// its appends wait for the reload to say whether it is stored.
+	uncertain *flush
 	// held is the bytes buffered plus in flight, bounded by MaxBufferBytes.
 	held int64
 
@@ -411,9 +414,18 @@ func (p *partition) failAll(err error) {
 	}
 	p.stash = nil
 	for _, f := range p.inflight {
+		if f.committing {
+			// Its commit may still land: tell the client so.
+			p.failFlush(f, fmt.Errorf("%w: partition stopped (%v) while committing", ErrOutcomeUnknown, err))
+			continue
+		}
 		p.failFlush(f, err)
 	}
 	p.inflight = nil
+	if p.uncertain != nil {
+		p.failFlush(p.uncertain, fmt.Errorf("%w: partition stopped (%v) before the commit was checked", ErrOutcomeUnknown, err))
+		p.uncertain = nil
+	}
 	for _, pa := range p.bufAppend {
 		pa.a.fail(err)
 	}

@@ -639,3 +639,73 @@ func TestIdlePartitionNoticesLostLease(t *testing.T) {
 		appendOK(t, a, tp, 1, batchOf(t, "z"))
 	})
 }
+
+// lyingCommits is a metadata store whose next CommitFlush reports a
+// failure: after committing (the reply was lost) when afterCommit is set,
+// else without committing.
+type lyingCommits struct {
+	meta.Store
+	mu          sync.Mutex
+	armed       bool
+	afterCommit bool
+}
+
+func (s *lyingCommits) arm(afterCommit bool) {
+	s.mu.Lock()
+	s.armed, s.afterCommit = true, afterCommit
+	s.mu.Unlock()
+}
+
+func (s *lyingCommits) CommitFlush(ctx context.Context, c meta.FlushCommit) error {
+	s.mu.Lock()
+	armed, after := s.armed, s.afterCommit
+	s.armed = false
+	s.mu.Unlock()
+	if !armed {
+		return s.Store.CommitFlush(ctx, c)
+	}
+	if after {
+		if err := s.Store.CommitFlush(ctx, c); err != nil {
+			return err
+		}
+	}
+	return errors.New("connection reset while committing")
+}
+
+// TestUncertainCommitIsResolved makes a flush's commit report an error.
+// When the commit in fact happened, the append is acknowledged at its
+// offsets (it is stored: failing it would make the client write it
+// twice); when it did not, the append fails and the log goes on densely.
+func TestUncertainCommitIsResolved(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		lying := &lyingCommits{Store: be.meta}
+		be.meta = lying
+		b := startBroker(t, be, testOptions("node-1"))
+		tp := createTopic(t, b, "uncertain", 1, nil)
+		appendOK(t, b, tp, 0, batchOf(t, "first"))
+
+		lying.arm(true)
+		r := appendOK(t, b, tp, 0, batchOf(t, "stored-despite-error"))
+		if r.BaseOffset != 1 {
+			t.Fatalf("append whose commit reply was lost: offset %d, want 1", r.BaseOffset)
+		}
+
+		lying.arm(false)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		res, err := b.AppendWait(ctx, tp, 0, batchOf(t, "not-stored"), -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !errors.Is(res.Err, actors.ErrStorage) {
+			t.Fatalf("append whose commit failed: got %+v, want ErrStorage", res)
+		}
+		r = appendOK(t, b, tp, 0, batchOf(t, "after"))
+		if r.BaseOffset != 2 {
+			t.Fatalf("next append at %d, want 2", r.BaseOffset)
+		}
+		if got := values(readAll(t, b, tp, 0, 0)); fmt.Sprint(got) != "[first stored-despite-error after]" {
+			t.Fatalf("log holds %v", got)
+		}
+	})
+}

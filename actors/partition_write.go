@@ -270,8 +270,10 @@ func (p *partition) onCommitted(ctx actor.Context, m *commitDone) {
 		}
 		p.log.Warn("segment commit failed", "key", f.key, "err", m.err)
 		// The commit may have happened even though we saw an error, so
-		// committed state must be reloaded from metadata.
-		p.failFlushes(ctx, 0, fmt.Errorf("%w: commit segment: %v", ErrStorage, m.err), true)
+		// committed state must be reloaded from metadata, and this
+		// flush's appends wait for it to say whether they are stored.
+		p.uncertain = f
+		p.failFlushes(ctx, 1, fmt.Errorf("%w: commit segment: %v", ErrStorage, m.err), true)
 		return
 	}
 	p.inflight = p.inflight[1:]
@@ -321,6 +323,9 @@ func (p *partition) inflightIndex(f *flush) int {
 // commit is unknown) committed state is read again from metadata first.
 func (p *partition) failFlushes(ctx actor.Context, from int, err error, reload bool) {
 	failed := p.inflight[from:]
+	if p.uncertain != nil {
+		p.held -= int64(len(p.uncertain.data))
+	}
 	for _, f := range failed {
 		p.failFlush(f, err)
 		if f.uploaded && !f.committing {
@@ -329,8 +334,14 @@ func (p *partition) failFlushes(ctx actor.Context, from int, err error, reload b
 		}
 		p.held -= int64(len(f.data))
 	}
-	next := failed[0].base
+	next := p.next
+	if len(failed) > 0 {
+		next = failed[0].base
+	}
 	p.inflight = p.inflight[:from]
+	if p.uncertain != nil {
+		p.inflight = p.inflight[:0] // the uncertain flush was the first
+	}
 	for _, pa := range p.bufAppend {
 		pa.a.fail(err)
 	}
@@ -384,8 +395,33 @@ func (p *partition) onRecovered(m *recovered) {
 		return
 	}
 	p.applyCommitted(m.part, m.producers)
+	p.resolveUncertain(m.part.NextOffset)
 	p.phase = phaseReady
 	p.replayStash()
+}
+
+// resolveUncertain answers the appends of the flush whose commit outcome
+// was unknown, now that the committed next offset says: stored (its end is
+// committed) or not. Only what metadata holds is ever acknowledged.
+func (p *partition) resolveUncertain(next int64) {
+	f := p.uncertain
+	if f == nil {
+		return
+	}
+	p.uncertain = nil
+	if next < f.end {
+		p.failFlush(f, fmt.Errorf("%w: commit of offsets %d-%d did not happen", ErrStorage, f.base, f.end-1))
+		return
+	}
+	p.log.Info("commit reported as failed had happened; acknowledging it", "key", f.key)
+	for _, pa := range f.appends {
+		pa.a.finish(AppendResult{BaseOffset: pa.base, EndOffset: pa.end, LogAppendTime: pa.appendTime, LogStartOffset: p.logStart})
+	}
+	for _, d := range f.dups {
+		p.answerDup(d)
+	}
+	f.appends, f.dups = nil, nil
+	p.wakeReaders()
 }
 
 // recovered carries committed state reloaded after a failed commit.

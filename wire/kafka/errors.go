@@ -31,6 +31,10 @@ func errorCode(err error) int16 {
 		// metadata and retry on the new owner, as after a Kafka
 		// controlled shutdown.
 		return kerr.NotLeaderForPartition.Code
+	case errors.Is(err, actors.ErrOutcomeUnknown):
+		// "Maybe written": clients retry, idempotent producers without
+		// duplicating.
+		return kerr.RequestTimedOut.Code
 	case errors.Is(err, actors.ErrStorage):
 		return kerr.KafkaStorageError.Code
 	case errors.Is(err, actors.ErrBackpressure):

@@ -127,7 +127,7 @@ func classify(err error) apiError {
 		e := newAPIError(fasthttp.StatusServiceUnavailable, CodeUnavailable, "the log is moving between nodes; retry shortly")
 		e.internal = true
 		return e
-	case errors.Is(err, errOutcomeUnknown):
+	case errors.Is(err, errOutcomeUnknown), errors.Is(err, actors.ErrOutcomeUnknown):
 		e := newAPIError(fasthttp.StatusGatewayTimeout, CodeUnavailable,
 			"the append was passed to the node that serves the log but its answer was lost: it may or may not have been applied; read the log's end before retrying")
 		e.internal = true
