@@ -265,6 +265,9 @@ func (p *partition) onCommitted(ctx actor.Context, m *commitDone) {
 		p.b.metrics.flushFailures.WithLabelValues("commit").Inc()
 		if errors.Is(m.err, meta.ErrFenced) {
 			p.log.Warn("commit fenced: another node owns the partition; stopping", "epoch", p.lease.Epoch)
+			// A fenced commit is a definite refusal: nothing of it is
+			// stored, unlike a commit still running when the actor stops.
+			f.committing = false
 			p.stop(ctx, fmt.Errorf("%w: fenced", ErrNotOwner))
 			return
 		}
