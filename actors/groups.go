@@ -93,6 +93,9 @@ func (g *Groups) Close(ctx context.Context) error {
 // handed over; if the slot is still owned, the groups reload from the
 // metadata store on their next request.
 func (g *Groups) ReleaseSlot(ctx context.Context, slot int) error {
+	if g.closing.Load() {
+		return nil // Close unloaded (or is unloading) every group
+	}
 	done := make(chan struct{})
 	g.system.Root.Send(g.manager, &stopGroups{slot: slot, done: done})
 	select {
