@@ -69,7 +69,11 @@ func (b *Broker) readCold(ctx context.Context, id meta.TopicID, part int32, offs
 			part = takeBatches(segment.Slice(rest[:n], offset), maxBytes, true)
 		}
 		out = append(out, part...)
-		if len(part) < len(data) {
+		// Stop at the first batch that did not fit, also when the budget
+		// left was too small to read even one whole batch of this segment
+		// (data is then empty): going on to the next segment would return
+		// batches after a gap, and the client would skip the records in it.
+		if len(part) == 0 || len(part) < len(data) {
 			break
 		}
 	}

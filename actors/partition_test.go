@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -706,6 +707,51 @@ func TestUncertainCommitIsResolved(t *testing.T) {
 		}
 		if got := values(readAll(t, b, tp, 0, 0)); fmt.Sprint(got) != "[first stored-despite-error after]" {
 			t.Fatalf("log holds %v", got)
+		}
+	})
+}
+
+// TestColdReadStopsAtABatchThatDoesNotFit reads across three segments
+// from object storage (no tail cache) with a budget that holds the first
+// segment's batch but not the second's: the read must stop after the first
+// segment, not skip the second and return the third (a consumer would
+// never see the skipped records). readAll also checks every fetch starts
+// at the offset asked and continues densely.
+func TestColdReadStopsAtABatchThatDoesNotFit(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		o := testOptions("node-1")
+		o.TailCacheBytes = 1 // every segment is larger: reads go to objects
+		b := startBroker(t, be, o)
+		tp := createTopic(t, b, "cold-gap", 1, nil)
+		small := batchOf(t, "a")
+		appendOK(t, b, tp, 0, small)
+		appendOK(t, b, tp, 0, batchOf(t, strings.Repeat("b", 64<<10)))
+		appendOK(t, b, tp, 0, batchOf(t, "c"))
+
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r, err := b.FetchWait(ctx, tp, 0, actors.Fetch{Offset: 0, MaxBytes: len(small) + 1024})
+		if err == nil {
+			err = r.Err
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var offs []int64
+		for batch := range segment.Batches(r.Batches) {
+			recs, err := segment.Records(batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, rec := range recs {
+				offs = append(offs, rec.Offset)
+			}
+		}
+		if fmt.Sprint(offs) != "[0]" {
+			t.Fatalf("fetch from 0 with room for one small batch returned offsets %v, want [0]", offs)
+		}
+		if got := values(readAll(t, b, tp, 0, 0)); len(got) != 3 || got[2] != "c" {
+			t.Fatalf("log holds %d records", len(got))
 		}
 	})
 }
