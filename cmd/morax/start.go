@@ -76,6 +76,19 @@ func startNode(ctx context.Context, cfg config.Config, logger *slog.Logger) (err
 	if err != nil {
 		return err
 	}
+	// An embedded node is alone on its data directory; the lock proves it
+	// (below, it lets the node take back its previous run's leases).
+	var dirLocked bool
+	if cfg.Embedded() {
+		unlock, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		if unlock != nil {
+			dirLocked = true
+			defer unlock()
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -125,6 +138,18 @@ func startNode(ctx context.Context, cfg config.Config, logger *slog.Logger) (err
 		}
 		defer rem.Close() // after the broker has stopped, below
 		remoteAddr = rem.Addr()
+	}
+	if dirLocked {
+		// A previous run that crashed left its leases behind; it is dead
+		// (we hold its lock), so waiting for them to expire would only
+		// keep its partitions unavailable for a lease TTL.
+		n, err := store.ReleaseStaleLeases(ctx, nodeID, broker.LeaseOwner())
+		if err != nil {
+			return errors.Join(fmt.Errorf("release the previous run's leases: %w", err), broker.Close(ctx))
+		}
+		if n > 0 {
+			logger.Info("took back the leases of a previous run that did not stop cleanly", "leases", n)
+		}
 	}
 	groups := actors.NewGroups(broker, actors.GroupOptions{Slots: actors.DefaultGroupSlots, OwnsSlot: broker.OwnsSlot})
 

@@ -270,6 +270,12 @@ type Store interface {
 	// round trip instead of one per partition. A lease owner held that is
 	// missing from the answer has expired or been taken.
 	RenewLeases(ctx context.Context, owner string, ttl time.Duration) ([]Lease, error)
+	// ReleaseStaleLeases makes vacant (keeping their epochs) the leases
+	// held by incarnations of node other than current (owners
+	// meta.LeaseOwner(node, *) but not current), and returns how many. Only
+	// a caller that knows those incarnations are dead may call it: the
+	// embedded node does, holding its data directory's lock.
+	ReleaseStaleLeases(ctx context.Context, node, current string) (int, error)
 	// ReleaseLease makes the lease vacant at once (keeping its epoch) if
 	// owner holds it at epoch. Releasing a lease one does not hold is a no-op.
 	ReleaseLease(ctx context.Context, resource, owner string, epoch int64) error

@@ -133,6 +133,10 @@ UPDATE leases SET expires_at = ?2 + ?3
 WHERE owner = ?1 AND expires_at > ?2
 RETURNING resource, owner, epoch, expires_at`
 
+	qReleaseStaleLeases = `
+UPDATE leases SET owner = '', expires_at = ?3
+WHERE substr(owner, 1, length(?1) + 1) = ?1 || '@' AND owner <> ?2`
+
 	qReleaseLease = `
 UPDATE leases SET owner = '', expires_at = ?4
 WHERE resource = ?1 AND owner = ?2 AND epoch = ?3`

@@ -466,6 +466,26 @@ func (s *Store) RenewLeases(ctx context.Context, owner string, ttl time.Duration
 	return ls, nil
 }
 
+// ReleaseStaleLeases implements meta.Store.
+func (s *Store) ReleaseStaleLeases(ctx context.Context, node, current string) (int, error) {
+	if node == "" || meta.LeaseNode(current) != node {
+		return 0, fmt.Errorf("release stale leases of %q (current %q): %w", node, current, meta.ErrInvalid)
+	}
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx, now int64) error {
+		res, err := tx.ExecContext(ctx, qReleaseStaleLeases, node, current, now)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("release stale leases of %s: %w", node, err)
+	}
+	return int(n), nil
+}
+
 // ReleaseLease implements meta.Store.
 func (s *Store) ReleaseLease(ctx context.Context, resource, owner string, epoch int64) error {
 	if owner == "" {

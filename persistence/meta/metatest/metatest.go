@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"LeaseExpiry", testLeaseExpiry},
 		{"LeaseList", testLeaseList},
 		{"LeaseRenewAll", testLeaseRenewAll},
+		{"LeaseReleaseStale", testLeaseReleaseStale},
 		{"LeaseConcurrentAcquire", testLeaseConcurrentAcquire},
 		{"CommitFlush", testCommitFlush},
 		{"CommitFlushOffsetMismatch", testCommitOffsetMismatch},
@@ -1479,6 +1480,46 @@ func testLeaseRenewAll(t *testing.T, s meta.Store) {
 	}
 	if _, err := s.RenewLeases(ctx, "", time.Minute); !errors.Is(err, meta.ErrInvalid) {
 		t.Fatalf("renewing for no owner: %v, want ErrInvalid", err)
+	}
+}
+
+// testLeaseReleaseStale checks that a node's dead incarnations' leases are
+// vacated, keeping their epochs, and nothing else: not the current
+// incarnation's, not another node's, not a node whose id merely starts
+// with the same letters.
+func testLeaseReleaseStale(t *testing.T, s meta.Store) {
+	ctx := context.Background()
+	held := map[string]string{"p/a/0": "n1@old", "p/a/1": "n1@older", "p/a/2": "n1@new", "p/a/3": "n10@x", "g/1": "n2@y"}
+	epochs := map[string]int64{}
+	for r, o := range held {
+		l, err := s.AcquireLease(ctx, r, o, time.Minute)
+		must(t, err, "acquire "+r)
+		epochs[r] = l.Epoch
+	}
+	n, err := s.ReleaseStaleLeases(ctx, "n1", "n1@new")
+	must(t, err, "release stale")
+	if n != 2 {
+		t.Fatalf("released %d leases, want 2", n)
+	}
+	ls, err := s.Leases(ctx, "")
+	must(t, err, "list")
+	for _, l := range ls {
+		want := held[l.Resource]
+		if l.Resource == "p/a/0" || l.Resource == "p/a/1" {
+			want = ""
+		}
+		if l.Owner != want || l.Epoch != epochs[l.Resource] {
+			t.Fatalf("lease %+v: want owner %q at epoch %d", l, want, epochs[l.Resource])
+		}
+	}
+	// The next owner gets a new epoch at once, without waiting for expiry.
+	l, err := s.AcquireLease(ctx, "p/a/0", "n1@new", time.Minute)
+	must(t, err, "acquire released")
+	if l.Epoch <= epochs["p/a/0"] {
+		t.Fatalf("epoch %d after release, was %d", l.Epoch, epochs["p/a/0"])
+	}
+	if _, err := s.ReleaseStaleLeases(ctx, "n1", "n2@z"); !errors.Is(err, meta.ErrInvalid) {
+		t.Fatalf("current incarnation of another node: %v, want ErrInvalid", err)
 	}
 }
 

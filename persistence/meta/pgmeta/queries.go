@@ -175,6 +175,10 @@ UPDATE leases SET expires_at = now() + $2::bigint * interval '1 microsecond'
 WHERE owner = $1 AND expires_at > now()
 RETURNING resource, owner, epoch, expires_at`
 
+	qReleaseStaleLeases = `
+UPDATE leases SET owner = '', expires_at = now()
+WHERE starts_with(owner, $1 || '@') AND owner <> $2`
+
 	qReleaseLease = `
 UPDATE leases SET owner = '', expires_at = now()
 WHERE resource = $1 AND owner = $2 AND epoch = $3`

@@ -451,6 +451,18 @@ func (s *Store) RenewLeases(ctx context.Context, owner string, ttl time.Duration
 	return ls, nil
 }
 
+// ReleaseStaleLeases implements meta.Store.
+func (s *Store) ReleaseStaleLeases(ctx context.Context, node, current string) (int, error) {
+	if node == "" || meta.LeaseNode(current) != node {
+		return 0, fmt.Errorf("release stale leases of %q (current %q): %w", node, current, meta.ErrInvalid)
+	}
+	tag, err := s.pool.Exec(ctx, qReleaseStaleLeases, node, current)
+	if err != nil {
+		return 0, fmt.Errorf("release stale leases of %s: %w", node, err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // ReleaseLease implements meta.Store.
 func (s *Store) ReleaseLease(ctx context.Context, resource, owner string, epoch int64) error {
 	if owner == "" {
