@@ -25,6 +25,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+# shellcheck source=dev/lib/bench-section.sh
+. "$here/lib/bench-section.sh"
 cd "$root"
 rounds=${ROUNDS:-3}
 duration=${DURATION:-10s}
@@ -163,18 +165,6 @@ mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo 2>/dev/n
 	echo "<!-- bench:compare end -->"
 } >"$work/section.md"
 
-if [ -f "$out" ] && grep -q '<!-- bench:compare begin' "$out"; then
-	awk -v section="$work/section.md" '
-		/<!-- bench:compare begin/ { while ((getline line < section) > 0) print line; skip = 1; next }
-		/<!-- bench:compare end/ { skip = 0; next }
-		!skip { print }
-	' "$out" >"$work/out.md"
-	cp "$work/out.md" "$out"
-else
-	if [ -f "$out" ]; then echo >>"$out"; else
-		printf '# Benchmarks\n\nFigures measured with `morax bench`; see `morax bench -h` to run your own.\n\n' >"$out"
-	fi
-	cat "$work/section.md" >>"$out"
-fi
+write_bench_section compare "$work/section.md" "$out"
 log "wrote $out"
 cat "$work/section.md"
