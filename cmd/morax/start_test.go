@@ -167,10 +167,10 @@ func TestEmbeddedRestartAfterCrash(t *testing.T) {
 		"MORAX_SERVER_KAFKA_BROKER_LISTEN_ADDR="+freePort(t),
 		"MORAX_SERVER_WAL_BROKER_LISTEN_ADDR="+walAddr,
 		"MORAX_CLUSTER_LEASE_TTL=60s")
-	start := func() (*exec.Cmd, *bytes.Buffer) {
+	start := func() (*exec.Cmd, *lockedBuffer) {
 		cmd := exec.Command(bin, "start", "--data-dir", data)
 		cmd.Env = env
-		logs := new(bytes.Buffer)
+		logs := new(lockedBuffer)
 		cmd.Stderr = logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -182,14 +182,14 @@ func TestEmbeddedRestartAfterCrash(t *testing.T) {
 		out, err := exec.Command(bin, append([]string{"wal", "--endpoint", "http://" + walAddr, "--timeout", timeout}, args...)...).CombinedOutput()
 		return string(out), err
 	}
-	waitHealthy := func(logs *bytes.Buffer) {
+	waitHealthy := func(logs *lockedBuffer) {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			if _, err := wal("1s", "health"); err == nil {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("node never became healthy\nlogs:\n%s", logs)
+				t.Fatalf("node never became healthy\nlogs:\n%s", logs.String())
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -218,13 +218,13 @@ func TestEmbeddedRestartAfterCrash(t *testing.T) {
 	waitHealthy(logs)
 	// Well inside the old run's 60 s lease: the append is served.
 	if out, err := wal("20s", "append", "journal", "after-crash"); err != nil {
-		t.Fatalf("append after restart: %v\n%s\nlogs:\n%s", err, out, logs)
+		t.Fatalf("append after restart: %v\n%s\nlogs:\n%s", err, out, logs.String())
 	}
 	out2, err := wal("10s", "read", "journal")
 	if err != nil || !strings.Contains(out2, "before-crash") || !strings.Contains(out2, "after-crash") {
 		t.Fatalf("read after restart: %v\n%s", err, out2)
 	}
 	if !strings.Contains(logs.String(), "took back the leases of a previous run") {
-		t.Errorf("restart did not report taking back leases:\n%s", logs)
+		t.Errorf("restart did not report taking back leases:\n%s", logs.String())
 	}
 }
