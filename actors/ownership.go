@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -284,11 +283,18 @@ func (b *Broker) OwnsSlot(s int) bool {
 func (c *ownership) mayStart(id meta.TopicID, p int32) bool {
 	v := c.view.Load()
 	res := meta.PartitionResource(id, p)
-	if l, ok := v.leases[res]; ok && l.Owner != c.b.owner && time.Now().Before(l.ExpiresAt) {
+	if c.heldByOther(v, res) {
 		return false
 	}
 	d := v.Desired(res)
 	return d == v.Self || d == ""
+}
+
+// heldByOther reports whether another process (another node, or an
+// earlier run of this one) holds resource's lease unexpired in view v.
+func (c *ownership) heldByOther(v *ClusterView, res string) bool {
+	l, ok := v.leases[res]
+	return ok && l.Owner != c.b.owner && time.Now().Before(l.ExpiresAt)
 }
 
 func (c *ownership) loop() {
@@ -352,16 +358,7 @@ func (c *ownership) read(ctx context.Context) (*ClusterView, []meta.Topic, error
 		return nil, nil, fmt.Errorf("topics: %w", err)
 	}
 	v := &ClusterView{Self: c.o.Self.ID, Nodes: nodes, At: time.Now(), byID: make(map[string]int, len(nodes)), leases: make(map[string]meta.Lease, len(leases))}
-	slices.SortFunc(v.Nodes, func(a, b meta.Node) int {
-		if a.ID < b.ID {
-			return -1
-		}
-		if a.ID > b.ID {
-			return 1
-		}
-		return 0
-	})
-	for i, n := range v.Nodes {
+	for i, n := range v.Nodes { // ordered by id (meta.Store.LiveNodes)
 		v.byID[n.ID] = i
 	}
 	for _, l := range leases {
@@ -430,7 +427,7 @@ func (c *ownership) placeSlots(ctx context.Context, v *ClusterView) {
 				c.b.opts.Logger.Warn("group slot lease renewal failed; retrying", "slot", s, "err", err)
 			}
 		case !mine && desired == v.Self:
-			if l, ok := v.leases[res]; ok && l.Owner != c.b.owner && time.Now().Before(l.ExpiresAt) {
+			if c.heldByOther(v, res) {
 				continue // still held by its previous owner
 			}
 			asked := time.Now()

@@ -182,7 +182,7 @@ func (p *partition) Receive(ctx actor.Context) {
 			if req, ok := ctx.Message().(Request); ok {
 				req.fail(err)
 			}
-			p.stop(ctx, err)
+			p.stop(err)
 		}
 	}()
 	switch m := ctx.Message().(type) {
@@ -190,9 +190,9 @@ func (p *partition) Receive(ctx actor.Context) {
 		p.self = ctx.Self()
 		p.start()
 	case *started:
-		p.onStarted(ctx, m)
+		p.onStarted(m)
 	case Request:
-		p.handle(ctx, m)
+		p.handle(m)
 	case *lingerExpired:
 		if m.gen == p.lingerGen && p.lingering {
 			p.lingering = false
@@ -205,13 +205,13 @@ func (p *partition) Receive(ctx actor.Context) {
 			}
 		}
 	case *uploadDone:
-		p.onUploaded(ctx, m)
+		p.onUploaded(m)
 	case *commitDone:
-		p.onCommitted(ctx, m)
+		p.onCommitted(m)
 	case *recovered:
 		p.onRecovered(m)
 	case *leaseSweep:
-		p.onLeaseSweep(ctx, m)
+		p.onLeaseSweep(m)
 	case *parkExpired:
 		p.expirePark(m.r)
 	case *logStartMoved:
@@ -233,17 +233,17 @@ func (p *partition) Receive(ctx actor.Context) {
 			p.applyRetention()
 		}
 	case *drain:
-		p.startDrain(ctx)
+		p.startDrain()
 	case *leaseReleased:
-		p.finishStop()
+		p.retire()
 	case *stopNow:
-		p.stop(ctx, m.err)
+		p.stop(m.err)
 	case *actor.Stopping:
 		p.failAll(ErrNotOwner)
 	}
 }
 
-func (p *partition) handle(ctx actor.Context, r Request) {
+func (p *partition) handle(r Request) {
 	switch p.phase {
 	case phaseStarting, phaseRecovering:
 		if len(p.stash) >= maxStash {
@@ -311,7 +311,7 @@ func (p *partition) start() {
 	})
 }
 
-func (p *partition) onStarted(ctx actor.Context, m *started) {
+func (p *partition) onStarted(m *started) {
 	if m.err != nil {
 		err := m.err
 		if errors.Is(err, meta.ErrLeaseHeld) || errors.Is(err, meta.ErrFenced) {
@@ -322,7 +322,7 @@ func (p *partition) onStarted(ctx actor.Context, m *started) {
 			err = fmt.Errorf("%w: start partition: %v", ErrStorage, m.err)
 		}
 		p.log.Warn("partition failed to start", "err", m.err)
-		p.stop(ctx, err)
+		p.stop(err)
 		return
 	}
 	p.lease = m.lease
@@ -350,7 +350,7 @@ func (p *partition) replayStash() {
 	stash := p.stash
 	p.stash = nil
 	for _, r := range stash {
-		p.handle(nil, r)
+		p.handle(r)
 	}
 }
 
@@ -361,7 +361,7 @@ func (p *partition) epoch32() int32 { return int32(p.lease.Epoch) }
 // renewal ran but missing from it was lost, and the actor stops at once;
 // and whatever happened, an actor past its deadline stops before the
 // database has to fence it.
-func (p *partition) onLeaseSweep(ctx actor.Context, m *leaseSweep) {
+func (p *partition) onLeaseSweep(m *leaseSweep) {
 	if p.phase == phaseStarting || p.phase == phaseStopped {
 		return
 	}
@@ -374,7 +374,7 @@ func (p *partition) onLeaseSweep(ctx actor.Context, m *leaseSweep) {
 			}
 		case p.acquiredAt.Before(m.asked):
 			p.log.Warn("lease lost; stopping partition", "epoch", p.lease.Epoch)
-			p.stop(ctx, fmt.Errorf("%w: lease lost", ErrNotOwner))
+			p.stop(fmt.Errorf("%w: lease lost", ErrNotOwner))
 			return
 		}
 	}
@@ -382,12 +382,12 @@ func (p *partition) onLeaseSweep(ctx actor.Context, m *leaseSweep) {
 		// Renewals have failed for a whole TTL: another node may own the
 		// partition now.
 		p.log.Warn("lease expired without renewal; stopping partition", "epoch", p.lease.Epoch, "err", m.err)
-		p.stop(ctx, fmt.Errorf("%w: lease expired", ErrNotOwner))
+		p.stop(fmt.Errorf("%w: lease expired", ErrNotOwner))
 	}
 }
 
 // stop fails everything the actor holds with err and stops it at once.
-func (p *partition) stop(ctx actor.Context, err error) {
+func (p *partition) stop(err error) {
 	if p.phase == phaseStopped {
 		return
 	}
@@ -457,12 +457,12 @@ func (p *partition) failFlush(f *flush, err error) {
 
 // startDrain begins a graceful stop: seal what is buffered, let in-flight
 // flushes commit, release the lease, stop.
-func (p *partition) startDrain(ctx actor.Context) {
+func (p *partition) startDrain() {
 	switch p.phase {
 	case phaseStopped, phaseDraining:
 		return
 	case phaseStarting, phaseRecovering:
-		p.stop(ctx, ErrShuttingDown)
+		p.stop(ErrShuttingDown)
 		return
 	}
 	p.phase = phaseDraining
@@ -497,5 +497,3 @@ func (p *partition) maybeFinishDrain() {
 		p.send(&leaseReleased{})
 	})
 }
-
-func (p *partition) finishStop() { p.retire() }

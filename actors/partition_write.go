@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-
 	"github.com/morax-dev/morax/persistence/meta"
 	"github.com/morax-dev/morax/persistence/segment"
 )
@@ -206,14 +204,14 @@ func (p *partition) objectKey(base int64) string {
 	return fmt.Sprintf("seg/%s/%d/%020d-%d-%s", p.topic.ID, p.id, base, p.lease.Epoch, hex.EncodeToString(nonce[:]))
 }
 
-func (p *partition) onUploaded(ctx actor.Context, m *uploadDone) {
+func (p *partition) onUploaded(m *uploadDone) {
 	if !p.isInflight(m.f) {
 		return // failed meanwhile; its object is an orphan for the sweep
 	}
 	if m.err != nil {
 		p.b.metrics.flushFailures.WithLabelValues("upload").Inc()
 		p.log.Warn("segment upload failed", "key", m.f.key, "err", m.err)
-		p.failFlushes(ctx, p.inflightIndex(m.f), fmt.Errorf("%w: upload segment: %v", ErrStorage, m.err), false)
+		p.failFlushes(p.inflightIndex(m.f), fmt.Errorf("%w: upload segment: %v", ErrStorage, m.err), false)
 		return
 	}
 	m.f.uploaded = true
@@ -256,7 +254,7 @@ func (p *partition) commitNext() {
 	})
 }
 
-func (p *partition) onCommitted(ctx actor.Context, m *commitDone) {
+func (p *partition) onCommitted(m *commitDone) {
 	if !p.isInflight(m.f) {
 		return
 	}
@@ -268,7 +266,7 @@ func (p *partition) onCommitted(ctx actor.Context, m *commitDone) {
 			// A fenced commit is a definite refusal: nothing of it is
 			// stored, unlike a commit still running when the actor stops.
 			f.committing = false
-			p.stop(ctx, fmt.Errorf("%w: fenced", ErrNotOwner))
+			p.stop(fmt.Errorf("%w: fenced", ErrNotOwner))
 			return
 		}
 		p.log.Warn("segment commit failed", "key", f.key, "err", m.err)
@@ -276,7 +274,7 @@ func (p *partition) onCommitted(ctx actor.Context, m *commitDone) {
 		// committed state must be reloaded from metadata, and this
 		// flush's appends wait for it to say whether they are stored.
 		p.uncertain = f
-		p.failFlushes(ctx, 1, fmt.Errorf("%w: commit segment: %v", ErrStorage, m.err), true)
+		p.failFlushes(1, fmt.Errorf("%w: commit segment: %v", ErrStorage, m.err), true)
 		return
 	}
 	p.inflight = p.inflight[1:]
@@ -324,7 +322,7 @@ func (p *partition) inflightIndex(f *flush) int {
 // them can commit. Flushes before it carry on. Offsets and producer windows
 // go back to what precedes the failed flush; with reload (the outcome of a
 // commit is unknown) committed state is read again from metadata first.
-func (p *partition) failFlushes(ctx actor.Context, from int, err error, reload bool) {
+func (p *partition) failFlushes(from int, err error, reload bool) {
 	failed := p.inflight[from:]
 	if p.uncertain != nil {
 		p.held -= int64(len(p.uncertain.data))
@@ -368,7 +366,7 @@ func (p *partition) failFlushes(ctx actor.Context, from int, err error, reload b
 		return
 	}
 	if p.phase == phaseDraining {
-		p.stop(ctx, err)
+		p.stop(err)
 		return
 	}
 	p.phase = phaseRecovering
