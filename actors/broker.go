@@ -27,6 +27,9 @@ type Broker struct {
 	metrics *metrics
 
 	registry *actor.PID
+	flusher  *flusher
+	// partitionLives numbers partition actor lives for the flusher.
+	partitionLives atomic.Uint64
 	// pids caches the partition actors' PIDs by partition. Only the registry
 	// actor writes it; everyone may read it to skip a hop through the registry.
 	pids sync.Map // meta.PartitionKey -> *actor.PID
@@ -85,6 +88,7 @@ func New(opts Options, store meta.Store, objects objstore.Store) (*Broker, error
 		return nil, fmt.Errorf("spawn registry: %w", err)
 	}
 	b.registry = pid
+	b.flusher = newFlusher(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.stopBg = cancel
 	b.bg.Add(3)
@@ -132,6 +136,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		err = fmt.Errorf("drain partitions: %w", ctx.Err())
 	}
 	b.bg.Wait()
+	b.flusher.stop()
 	b.system.Shutdown()
 	return err
 }

@@ -34,7 +34,7 @@ func (b *Broker) readCold(ctx context.Context, id meta.TopicID, part int32, offs
 		want := int64(maxBytes - len(out))
 		if len(out) == 0 {
 			// The first batch is returned whole however large, so learn its size.
-			hdr, err := b.blocks.read(ctx, s.ObjectKey, s.Size, pos, segment.HeaderSize)
+			hdr, err := b.blocks.readSegment(ctx, s, pos, segment.HeaderSize)
 			if err != nil {
 				return nil, readError(err)
 			}
@@ -46,7 +46,7 @@ func (b *Broker) readCold(ctx context.Context, id meta.TopicID, part int32, offs
 			// batch) before offset; read a little more to skip that.
 			want = max(want, int64(h.Size())) + 64<<10
 		}
-		data, err := b.blocks.read(ctx, s.ObjectKey, s.Size, pos, want)
+		data, err := b.blocks.readSegment(ctx, s, pos, want)
 		if err != nil {
 			return nil, readError(err)
 		}
@@ -61,7 +61,7 @@ func (b *Broker) readCold(ctx context.Context, id meta.TopicID, part int32, offs
 		part := takeBatches(data, maxBytes-len(out), len(out) == 0)
 		if len(part) == 0 && len(out) == 0 {
 			// Batches skipped below offset ate the read; read the rest of the segment.
-			rest, err := b.blocks.read(ctx, s.ObjectKey, s.Size, pos, s.Size-pos)
+			rest, err := b.blocks.readSegment(ctx, s, pos, s.Size-pos)
 			if err != nil {
 				return nil, readError(err)
 			}

@@ -51,9 +51,9 @@ type slowCommits struct {
 	delay time.Duration
 }
 
-func (s slowCommits) CommitFlush(ctx context.Context, c meta.FlushCommit) error {
+func (s slowCommits) CommitFlushes(ctx context.Context, cs []meta.FlushCommit) ([]error, error) {
 	time.Sleep(s.delay)
-	return s.Store.CommitFlush(ctx, c)
+	return s.Store.CommitFlushes(ctx, cs)
 }
 
 // crashChild appends from four goroutines and prints a line per

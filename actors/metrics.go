@@ -10,6 +10,8 @@ type metrics struct {
 	appendErrors   *prometheus.CounterVec
 	flushes        prometheus.Counter
 	flushBytes     prometheus.Histogram
+	flushSegments  prometheus.Histogram
+	segments       prometheus.Counter
 	flushRecords   prometheus.Histogram
 	uploadSeconds  prometheus.Histogram
 	commitSeconds  prometheus.Histogram
@@ -36,11 +38,13 @@ func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
 		appends:       prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_appends_total", Help: "Append requests acknowledged."}),
 		appendBytes:   prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_append_bytes_total", Help: "Record batch bytes acknowledged."}),
 		appendErrors:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "morax_append_errors_total", Help: "Append requests answered with an error, by reason."}, []string{"reason"}),
-		flushes:       prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_flushes_total", Help: "Segments committed."}),
-		flushBytes:    prometheus.NewHistogram(prometheus.HistogramOpts{Name: "morax_flush_bytes", Help: "Bytes per committed segment object.", Buckets: sizes}),
+		flushes:       prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_flushes_total", Help: "Node-level flushes committed: objects holding at least one committed segment."}),
+		flushBytes:    prometheus.NewHistogram(prometheus.HistogramOpts{Name: "morax_flush_bytes", Help: "Bytes per committed object.", Buckets: sizes}),
+		flushSegments: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "morax_flush_segments", Help: "Partition segments committed per object.", Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
+		segments:      prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_segments_total", Help: "Partition segments committed."}),
 		flushRecords:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "morax_flush_appends", Help: "Append requests per committed segment.", Buckets: prometheus.ExponentialBuckets(1, 2, 14)}),
-		uploadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "morax_flush_upload_seconds", Help: "Time to put one segment object.", Buckets: latency}),
-		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "morax_flush_commit_seconds", Help: "Time of one flush's metadata transaction.", Buckets: latency}),
+		uploadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "morax_flush_upload_seconds", Help: "Time to put one object.", Buckets: latency}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "morax_flush_commit_seconds", Help: "Time of one object's metadata transaction.", Buckets: latency}),
 		metaCommits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_meta_flush_transactions_total", Help: "Metadata transactions issued for flushes."}),
 		flushFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "morax_flush_failures_total", Help: "Flushes that failed, by stage."}, []string{"stage"}),
 		fetches:       prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_fetches_total", Help: "Fetch requests answered."}),
@@ -52,14 +56,14 @@ func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
 		parkedReaders: prometheus.NewGauge(prometheus.GaugeOpts{Name: "morax_parked_readers", Help: "Readers waiting at the end of a log."}),
 		partitions:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "morax_partition_actors", Help: "Partition actors running on this node."}),
 		clusterNodes:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "morax_cluster_live_nodes", Help: "Live nodes in the cluster as this node last read them."}),
-		retentionBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_retention_deleted_segments_total",
-			Help: "Segments deleted by retention or trims."}),
+		retentionBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_retention_deleted_objects_total",
+			Help: "Objects deleted by retention or trims once no segment referenced them."}),
 		orphansDeleted: prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_orphan_objects_deleted_total", Help: "Uncommitted objects removed by the sweep."}),
 	}
 	m.bufferedBytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "morax_buffered_bytes", Help: "Bytes of appends not yet acknowledged on this node."},
 		func() float64 { return float64(b.used.Load()) })
 	if reg != nil {
-		reg.MustRegister(m.appends, m.appendBytes, m.appendErrors, m.flushes, m.flushBytes, m.flushRecords,
+		reg.MustRegister(m.appends, m.appendBytes, m.appendErrors, m.flushes, m.flushBytes, m.flushSegments, m.segments, m.flushRecords,
 			m.uploadSeconds, m.commitSeconds, m.metaCommits, m.flushFailures, m.bufferedBytes, m.fetches,
 			m.fetchBytes, m.tailHits, m.coldReads, m.blockHits, m.blockMisses, m.parkedReaders, m.partitions, m.clusterNodes,
 			m.retentionBytes, m.orphansDeleted)

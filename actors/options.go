@@ -17,6 +17,14 @@ type Options struct {
 	FlushBytes int
 	// Linger seals a non-empty buffer once its oldest byte waited this long.
 	Linger time.Duration
+	// ObjectBytes is the size at which the node's flusher uploads the
+	// object it packs sealed flushes into, without waiting further.
+	ObjectBytes int
+	// ObjectLinger is how long a partly filled object waits for more
+	// sealed flushes once an upload slot is free for it.
+	ObjectLinger time.Duration
+	// MaxUploads bounds the objects uploading at once.
+	MaxUploads int
 	// MaxBufferBytes bounds one partition's buffered plus in-flight bytes.
 	MaxBufferBytes int64
 	// NodeBufferBytes bounds the bytes of all appends on this node that are
@@ -57,6 +65,9 @@ func DefaultOptions() Options {
 		NodeID:             "node-1",
 		FlushBytes:         4 << 20,
 		Linger:             5 * time.Millisecond,
+		ObjectBytes:        8 << 20,
+		ObjectLinger:       time.Millisecond,
+		MaxUploads:         4,
 		MaxBufferBytes:     16 << 20,
 		NodeBufferBytes:    256 << 20,
 		TailCacheBytes:     8 << 20,
@@ -82,6 +93,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Linger <= 0 {
 		o.Linger = d.Linger
+	}
+	if o.ObjectBytes <= 0 {
+		o.ObjectBytes = d.ObjectBytes
+	}
+	if o.ObjectLinger < 0 {
+		o.ObjectLinger = 0
+	}
+	if o.MaxUploads <= 0 {
+		o.MaxUploads = d.MaxUploads
 	}
 	if o.MaxBufferBytes <= 0 {
 		o.MaxBufferBytes = d.MaxBufferBytes

@@ -46,9 +46,13 @@ type (
 		f   *flush
 		err error
 	}
+	// commitDone ends a commit of f; on an error whose outcome is
+	// unknown, more are this partition's later flushes in the same
+	// transaction, equally unknown.
 	commitDone struct {
-		f   *flush
-		err error
+		f    *flush
+		more []*flush
+		err  error
 	}
 	parkExpired   struct{ r *parkedReader }
 	logStartMoved struct{ start, bytes int64 }
@@ -104,10 +108,17 @@ type partition struct {
 	bufDups   []*dupWaiter
 	lingerGen uint64
 	lingering bool
-	inflight  []*flush // in offset order
-	// uncertain is a flush whose commit failed with an unknown outcome;
+	inflight  []*flush // handed to the flusher, in offset order
+	// src names this actor's life to the flusher, and flushGen counts the
+	// failures of its flushes: the flusher drops flushes of a generation
+	// that failed (see flusher.dropped).
+	src       uint64
+	flushGen  uint64
+	handedAny bool // a flush was handed over: the flusher must hear of the stop
+	// uncertain are the flushes (consecutive, in offset order) of a commit
+	// that failed with an unknown outcome;
 	// its appends wait for the reload to say whether it is stored.
-	uncertain *flush
+	uncertain []*flush
 	// held is the bytes buffered plus in flight, bounded by MaxBufferBytes.
 	held int64
 
@@ -131,9 +142,10 @@ type dupWaiter struct {
 	base, end int64
 }
 
-// flush is one sealed segment on its way to object storage and metadata.
+// flush is one sealed segment on its way to object storage and metadata,
+// through the node's flusher. Fields are fixed at seal time, so the
+// flusher may read them; only the partition changes appends and dups.
 type flush struct {
-	key       string
 	data      []byte
 	index     []segment.IndexEntry
 	base, end int64
@@ -141,9 +153,6 @@ type flush struct {
 	appends   []*pendingAppend
 	dups      []*dupWaiter
 	producers []meta.ProducerState
-	uploaded  bool
-	// committing is set while the metadata transaction runs.
-	committing bool
 }
 
 // cachedSegment is a committed segment kept in memory for tail reads.
@@ -168,6 +177,7 @@ func newPartition(b *Broker, t meta.Topic, p int32) *partition {
 		resource: meta.PartitionResource(t.ID, p),
 		log:      b.opts.Logger.With("topic", t.Name, "partition", p),
 		root:     b.system.Root,
+		src:      b.partitionLives.Add(1),
 	}
 }
 
@@ -414,18 +424,15 @@ func (p *partition) failAll(err error) {
 	}
 	p.stash = nil
 	for _, f := range p.inflight {
-		if f.committing {
-			// Its commit may still land: tell the client so.
-			p.failFlush(f, fmt.Errorf("%w: partition stopped (%v) while committing", ErrOutcomeUnknown, err))
-			continue
-		}
-		p.failFlush(f, err)
+		// The flusher may be committing it: tell the client so.
+		p.failFlush(f, fmt.Errorf("%w: partition stopped (%v) with the flush handed over", ErrOutcomeUnknown, err))
 	}
 	p.inflight = nil
-	if p.uncertain != nil {
-		p.failFlush(p.uncertain, fmt.Errorf("%w: partition stopped (%v) before the commit was checked", ErrOutcomeUnknown, err))
-		p.uncertain = nil
+	p.dropFlushes(true)
+	for _, f := range p.uncertain {
+		p.failFlush(f, fmt.Errorf("%w: partition stopped (%v) before the commit was checked", ErrOutcomeUnknown, err))
 	}
+	p.uncertain = nil
 	for _, pa := range p.bufAppend {
 		pa.a.fail(err)
 	}
@@ -443,6 +450,16 @@ func (p *partition) failAll(err error) {
 	}
 	p.parked = nil
 	p.b.metrics.parkedReaders.Set(0)
+}
+
+// dropFlushes tells the flusher not to commit what it still holds of this
+// actor's flushes of the current generation or older; final says the
+// actor is done.
+func (p *partition) dropFlushes(final bool) {
+	if p.handedAny {
+		p.b.flusher.send(&dropFlushes{src: p.src, gen: p.flushGen, final: final})
+		p.handedAny = !final
+	}
 }
 
 func (p *partition) failFlush(f *flush, err error) {
@@ -488,6 +505,7 @@ func (p *partition) maybeFinishDrain() {
 	}
 	p.phase = phaseStopped
 	p.b.held.Delete(p.key)
+	p.dropFlushes(true)
 	lease := p.lease
 	resource := meta.PartitionResource(p.topic.ID, p.id)
 	p.io(func(ctx context.Context) {

@@ -360,7 +360,7 @@ func (b *Broker) offsetForTimestamp(ctx context.Context, id meta.TopicID, part i
 			return none, fmt.Errorf("%w: find segment by timestamp: %v", ErrStorage, err)
 		}
 	}
-	data, err := b.blocks.read(ctx, seg.ObjectKey, seg.Size, 0, seg.Size)
+	data, err := b.blocks.readSegment(ctx, seg, 0, seg.Size)
 	if err != nil {
 		return none, fmt.Errorf("%w: read segment %s: %v", ErrStorage, seg.ObjectKey, err)
 	}

@@ -641,7 +641,7 @@ func TestIdlePartitionNoticesLostLease(t *testing.T) {
 	})
 }
 
-// lyingCommits is a metadata store whose next CommitFlush reports a
+// lyingCommits is a metadata store whose next CommitFlushes reports a
 // failure: after committing (the reply was lost) when afterCommit is set,
 // else without committing.
 type lyingCommits struct {
@@ -657,20 +657,20 @@ func (s *lyingCommits) arm(afterCommit bool) {
 	s.mu.Unlock()
 }
 
-func (s *lyingCommits) CommitFlush(ctx context.Context, c meta.FlushCommit) error {
+func (s *lyingCommits) CommitFlushes(ctx context.Context, cs []meta.FlushCommit) ([]error, error) {
 	s.mu.Lock()
 	armed, after := s.armed, s.afterCommit
 	s.armed = false
 	s.mu.Unlock()
 	if !armed {
-		return s.Store.CommitFlush(ctx, c)
+		return s.Store.CommitFlushes(ctx, cs)
 	}
 	if after {
-		if err := s.Store.CommitFlush(ctx, c); err != nil {
-			return err
+		if _, err := s.Store.CommitFlushes(ctx, cs); err != nil {
+			return nil, err
 		}
 	}
-	return errors.New("connection reset while committing")
+	return nil, errors.New("connection reset while committing")
 }
 
 // TestUncertainCommitIsResolved makes a flush's commit report an error.

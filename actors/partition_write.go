@@ -2,8 +2,6 @@ package actors
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -161,9 +159,9 @@ func (p *partition) afterBuffer() {
 	}
 }
 
-// seal turns the buffer into a flush and starts its upload, unless the
-// pipeline is full; then the buffer keeps filling and is sealed when a
-// flush commits.
+// seal turns the buffer into a flush and hands it to the node's flusher,
+// unless the pipeline is full; then the buffer keeps filling and is sealed
+// when a flush commits.
 func (p *partition) seal() {
 	if p.buf.Len() == 0 || len(p.inflight) >= p.b.opts.MaxInflightFlushes {
 		return
@@ -182,99 +180,82 @@ func (p *partition) seal() {
 	for _, s := range p.bufProds {
 		f.producers = append(f.producers, s)
 	}
-	f.key = p.objectKey(f.base)
 	p.buf.Reset()
 	p.bufAppend, p.bufDups, p.bufProds = nil, nil, nil
 	p.inflight = append(p.inflight, f)
-	data, key := f.data, f.key
-	p.io(func(ctx context.Context) {
-		start := time.Now()
-		err := p.b.objects.Put(ctx, key, data)
-		p.b.metrics.uploadSeconds.Observe(time.Since(start).Seconds())
-		p.send(&uploadDone{f: f, err: err})
-	})
-}
-
-// objectKey names a segment object. Topic, partition, base offset and lease
-// epoch make it unique per owner; the random suffix keeps a restarted owner
-// that kept its epoch from colliding with an orphan of its previous life.
-func (p *partition) objectKey(base int64) string {
-	var nonce [6]byte
-	_, _ = rand.Read(nonce[:])
-	return fmt.Sprintf("seg/%s/%d/%020d-%d-%s", p.topic.ID, p.id, base, p.lease.Epoch, hex.EncodeToString(nonce[:]))
-}
-
-func (p *partition) onUploaded(m *uploadDone) {
-	if !p.isInflight(m.f) {
-		return // failed meanwhile; its object is an orphan for the sweep
-	}
-	if m.err != nil {
-		p.b.metrics.flushFailures.WithLabelValues("upload").Inc()
-		p.log.Warn("segment upload failed", "key", m.f.key, "err", m.err)
-		p.failFlushes(p.inflightIndex(m.f), fmt.Errorf("%w: upload segment: %v", ErrStorage, m.err), false)
-		return
-	}
-	m.f.uploaded = true
-	p.commitNext()
-}
-
-// commitNext starts the metadata commit of the oldest flush if it is
-// uploaded and nothing is committing: commits go strictly in offset order.
-func (p *partition) commitNext() {
-	if len(p.inflight) == 0 {
-		return
-	}
-	f := p.inflight[0]
-	if !f.uploaded || f.committing {
-		return
-	}
-	f.committing = true
-	c := meta.FlushCommit{
-		LeaseEpoch: p.lease.Epoch,
-		Owner:      p.lease.Owner,
-		Segment: meta.Segment{
-			TopicID:      p.topic.ID,
-			Partition:    p.id,
-			BaseOffset:   f.base,
-			EndOffset:    f.end,
-			ObjectKey:    f.key,
-			Size:         int64(len(f.data)),
-			Epoch:        p.lease.Epoch,
-			MaxTimestamp: f.maxTs,
-			Index:        f.index,
+	p.handedAny = true
+	p.b.flusher.send(&handedFlush{
+		from: p.self,
+		src:  p.src,
+		gen:  p.flushGen,
+		f:    f,
+		commit: meta.FlushCommit{
+			LeaseEpoch: p.lease.Epoch,
+			Owner:      p.lease.Owner,
+			Segment: meta.Segment{
+				TopicID:      p.topic.ID,
+				Partition:    p.id,
+				BaseOffset:   f.base,
+				EndOffset:    f.end,
+				Size:         int64(len(f.data)),
+				Epoch:        p.lease.Epoch,
+				MaxTimestamp: f.maxTs,
+				Index:        f.index,
+			},
+			Producers: f.producers,
 		},
-		Producers: f.producers,
-	}
-	p.b.metrics.metaCommits.Inc()
-	p.io(func(ctx context.Context) {
-		start := time.Now()
-		err := p.b.meta.CommitFlush(ctx, c)
-		p.b.metrics.commitSeconds.Observe(time.Since(start).Seconds())
-		p.send(&commitDone{f: f, err: err})
 	})
+}
+
+// onUploaded handles a flush that ended before its commit: its object's
+// upload failed, or an earlier flush of this partition failed. Nothing of
+// it is stored.
+func (p *partition) onUploaded(m *uploadDone) {
+	i := p.inflightIndex(m.f)
+	if i < 0 {
+		return // failed here already
+	}
+	p.log.Warn("flush failed", "offsets", fmt.Sprintf("%d-%d", m.f.base, m.f.end-1), "err", m.err)
+	p.failFlushes(i, m.err, false)
 }
 
 func (p *partition) onCommitted(m *commitDone) {
-	if !p.isInflight(m.f) {
+	i := p.inflightIndex(m.f)
+	if i < 0 {
 		return
 	}
 	f := m.f
+	if m.err == nil && i != 0 {
+		// The flusher commits a partition's flushes in the order it sealed
+		// them; anything else is a bug, and only a reload says what holds.
+		m.err = fmt.Errorf("flush %d-%d committed before the flush ahead of it", f.base, f.end-1)
+		p.log.Error("out-of-order flush commit; reloading", "err", m.err)
+		p.failFlushes(0, fmt.Errorf("%w: %v", ErrStorage, m.err), true)
+		return
+	}
 	if m.err != nil {
-		p.b.metrics.flushFailures.WithLabelValues("commit").Inc()
 		if errors.Is(m.err, meta.ErrFenced) {
 			p.log.Warn("commit fenced: another node owns the partition; stopping", "epoch", p.lease.Epoch)
 			// A fenced commit is a definite refusal: nothing of it is
 			// stored, unlike a commit still running when the actor stops.
-			f.committing = false
+			p.inflight = p.inflight[i+1:]
+			p.failFlush(f, fmt.Errorf("%w: fenced", ErrNotOwner))
 			p.stop(fmt.Errorf("%w: fenced", ErrNotOwner))
 			return
 		}
-		p.log.Warn("segment commit failed", "key", f.key, "err", m.err)
+		p.log.Warn("segment commit failed", "offsets", fmt.Sprintf("%d-%d", f.base, f.end-1), "err", m.err)
 		// The commit may have happened even though we saw an error, so
-		// committed state must be reloaded from metadata, and this
-		// flush's appends wait for it to say whether they are stored.
-		p.uncertain = f
-		p.failFlushes(1, fmt.Errorf("%w: commit segment: %v", ErrStorage, m.err), true)
+		// committed state must be reloaded from metadata, and the appends
+		// of this flush (and of the later ones in the same transaction)
+		// wait for it to say whether they are stored.
+		p.inflight = p.inflight[i:]
+		p.uncertain = []*flush{f}
+		for _, g := range m.more {
+			if len(p.uncertain) < len(p.inflight) && p.inflight[len(p.uncertain)] == g {
+				p.uncertain = append(p.uncertain, g)
+			}
+		}
+		p.failFlushes(len(p.uncertain), fmt.Errorf("%w: commit segment: %v", ErrStorage, m.err), true)
 		return
 	}
 	p.inflight = p.inflight[1:]
@@ -286,8 +267,7 @@ func (p *partition) onCommitted(m *commitDone) {
 		p.committed[s.ProducerID] = &cp
 	}
 	p.cacheTail(f)
-	p.b.metrics.flushes.Inc()
-	p.b.metrics.flushBytes.Observe(float64(len(f.data)))
+	p.b.metrics.segments.Inc()
 	p.b.metrics.flushRecords.Observe(float64(len(f.appends)))
 	for _, pa := range f.appends {
 		p.b.metrics.appends.Inc()
@@ -298,7 +278,6 @@ func (p *partition) onCommitted(m *commitDone) {
 		p.answerDup(d)
 	}
 	p.wakeReaders()
-	p.commitNext()
 	// A buffer that filled (or lingered) while the pipeline was full.
 	if p.buf.Len() >= p.b.opts.FlushBytes || (p.buf.Len() > 0 && (!p.lingering || p.phase == phaseDraining)) {
 		p.seal()
@@ -324,24 +303,24 @@ func (p *partition) inflightIndex(f *flush) int {
 // commit is unknown) committed state is read again from metadata first.
 func (p *partition) failFlushes(from int, err error, reload bool) {
 	failed := p.inflight[from:]
-	if p.uncertain != nil {
-		p.held -= int64(len(p.uncertain.data))
+	for _, f := range p.uncertain {
+		p.held -= int64(len(f.data))
 	}
 	for _, f := range failed {
 		p.failFlush(f, err)
-		if f.uploaded && !f.committing {
-			key := f.key
-			p.io(func(ctx context.Context) { _ = p.b.objects.Delete(ctx, key) })
-		}
 		p.held -= int64(len(f.data))
 	}
+	// Flushes sealed from here on are a new generation: the flusher leaves
+	// out of its commits the ones it still holds from before.
+	p.dropFlushes(false)
+	p.flushGen++
 	next := p.next
 	if len(failed) > 0 {
 		next = failed[0].base
 	}
 	p.inflight = p.inflight[:from]
 	if p.uncertain != nil {
-		p.inflight = p.inflight[:0] // the uncertain flush was the first
+		p.inflight = p.inflight[:0] // the uncertain flushes were the first
 	}
 	for _, pa := range p.bufAppend {
 		pa.a.fail(err)
@@ -401,28 +380,30 @@ func (p *partition) onRecovered(m *recovered) {
 	p.replayStash()
 }
 
-// resolveUncertain answers the appends of the flush whose commit outcome
-// was unknown, now that the committed next offset says: stored (its end is
-// committed) or not. Only what metadata holds is ever acknowledged.
+// resolveUncertain answers the appends of the flushes whose commit
+// outcome was unknown, now that the committed next offset says which are
+// stored (their end is committed) and which not. Only what metadata holds
+// is ever acknowledged.
 func (p *partition) resolveUncertain(next int64) {
-	f := p.uncertain
-	if f == nil {
-		return
-	}
+	fs := p.uncertain
 	p.uncertain = nil
-	if next < f.end {
-		p.failFlush(f, fmt.Errorf("%w: commit of offsets %d-%d did not happen", ErrStorage, f.base, f.end-1))
-		return
+	for _, f := range fs {
+		if next < f.end {
+			p.failFlush(f, fmt.Errorf("%w: commit of offsets %d-%d did not happen", ErrStorage, f.base, f.end-1))
+			continue
+		}
+		p.log.Info("commit reported as failed had happened; acknowledging it", "offsets", fmt.Sprintf("%d-%d", f.base, f.end-1))
+		for _, pa := range f.appends {
+			pa.a.finish(AppendResult{BaseOffset: pa.base, EndOffset: pa.end, LogAppendTime: pa.appendTime, LogStartOffset: p.logStart})
+		}
+		for _, d := range f.dups {
+			p.answerDup(d)
+		}
+		f.appends, f.dups = nil, nil
 	}
-	p.log.Info("commit reported as failed had happened; acknowledging it", "key", f.key)
-	for _, pa := range f.appends {
-		pa.a.finish(AppendResult{BaseOffset: pa.base, EndOffset: pa.end, LogAppendTime: pa.appendTime, LogStartOffset: p.logStart})
+	if len(fs) > 0 {
+		p.wakeReaders()
 	}
-	for _, d := range f.dups {
-		p.answerDup(d)
-	}
-	f.appends, f.dups = nil, nil
-	p.wakeReaders()
 }
 
 // recovered carries committed state reloaded after a failed commit.

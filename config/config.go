@@ -141,6 +141,15 @@ type StorageConfig struct {
 	Prefix string `toml:"prefix"`
 	// RequestTimeout bounds one object store request.
 	RequestTimeout Duration `toml:"request_timeout"`
+	// ObjectBytes is the object size at which a node uploads the object it
+	// packs its partitions' flushes into (all partitions share objects, so
+	// PUTs grow with the node's throughput, not its partition count).
+	ObjectBytes int64 `toml:"object_bytes"`
+	// ObjectLinger is how long a partly filled object waits for other
+	// partitions' flushes before it uploads; 0 uploads at once.
+	ObjectLinger Duration `toml:"object_linger"`
+	// MaxUploads bounds the objects a node uploads at once.
+	MaxUploads int64 `toml:"max_uploads"`
 }
 
 // PartitionConfig sets the per-partition write path and the byte limits that
@@ -240,6 +249,9 @@ func Default() Config {
 		Storage: StorageConfig{
 			Scheme:         SchemeFS,
 			RequestTimeout: Duration(30 * time.Second),
+			ObjectBytes:    8 * mib,
+			ObjectLinger:   Duration(time.Millisecond),
+			MaxUploads:     4,
 		},
 		Partition: PartitionConfig{
 			FlushBytes:      4 * mib,

@@ -46,6 +46,9 @@
 //	storage.path_style                       MORAX_STORAGE_PATH_STYLE
 //	storage.prefix                           MORAX_STORAGE_PREFIX
 //	storage.request_timeout                  MORAX_STORAGE_REQUEST_TIMEOUT
+//	storage.object_bytes                     MORAX_STORAGE_OBJECT_BYTES
+//	storage.object_linger                    MORAX_STORAGE_OBJECT_LINGER
+//	storage.max_uploads                      MORAX_STORAGE_MAX_UPLOADS
 //	partition.flush_bytes                    MORAX_PARTITION_FLUSH_BYTES
 //	partition.linger                         MORAX_PARTITION_LINGER
 //	partition.max_buffer_bytes               MORAX_PARTITION_MAX_BUFFER_BYTES

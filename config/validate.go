@@ -208,7 +208,19 @@ func (c Config) checkStorage(ck *checker) {
 		}
 	}
 	ck.positiveDuration(p+"request_timeout", s.RequestTimeout)
+	if ck.positive(p+"object_bytes", s.ObjectBytes) && s.ObjectBytes > maxObjectBytes {
+		ck.add(p+"object_bytes", "%d must be <= %d (5 GiB, the largest single PUT S3 accepts)", s.ObjectBytes, maxObjectBytes)
+	}
+	if s.ObjectLinger < 0 {
+		ck.add(p+"object_linger", "must be >= 0 (got %s)", s.ObjectLinger)
+	}
+	if ck.positive(p+"max_uploads", s.MaxUploads) && s.MaxUploads > 256 {
+		ck.add(p+"max_uploads", "%d must be <= 256", s.MaxUploads)
+	}
 }
+
+// maxObjectBytes is S3's limit on one PUT.
+const maxObjectBytes = 5 << 30
 
 func (c Config) checkPartition(ck *checker) {
 	pc := c.Partition

@@ -26,6 +26,9 @@ func validS3() Config {
 		SecretAccessKey: "minioadmin",
 		PathStyle:       true,
 		RequestTimeout:  Duration(30 * time.Second),
+		ObjectBytes:     8 << 20,
+		ObjectLinger:    Duration(time.Millisecond),
+		MaxUploads:      4,
 	}
 	return c
 }
@@ -144,6 +147,9 @@ func TestValidate(t *testing.T) {
 				c.Partition.RetentionCheckInterval = Duration(-time.Second)
 				c.Partition.OrphanMinAge = 0
 				c.Storage.RequestTimeout = 0
+				c.Storage.ObjectBytes = 0
+				c.Storage.ObjectLinger = Duration(-time.Millisecond)
+				c.Storage.MaxUploads = 0
 				c.Cluster.HeartbeatInterval = 0
 				c.Cluster.LeaseTTL = 0
 			},
@@ -159,6 +165,9 @@ func TestValidate(t *testing.T) {
 				"partition.retention_check_interval: must be > 0 (got -1s)",
 				"partition.orphan_min_age: must be > 0 (got 0s)",
 				"storage.request_timeout: must be > 0 (got 0s)",
+				"storage.object_bytes: must be > 0 (got 0)",
+				"storage.object_linger: must be >= 0 (got -1ms)",
+				"storage.max_uploads: must be > 0 (got 0)",
 				"cluster.heartbeat_interval: must be > 0 (got 0s)",
 				"cluster.lease_ttl: must be > 0 (got 0s)",
 			},

@@ -1368,9 +1368,9 @@ func (c *testCluster) ownerOf(topic string, partition int32) partLease {
 
 // ---- the segment invariant -------------------------------------------------
 
-// segKey is the object key of a segment: seg/<topic id>/<partition>/<base,
-// 20 digits>-<lease epoch>-<nonce>.
-var segKey = regexp.MustCompile(`^seg/([0-9a-f-]{36})/(\d+)/(\d{20})-(\d+)-([0-9a-f]+)$`)
+// segKey is the key of an object a node's flusher wrote: seg/<UTC time
+// to the nanosecond>-<16 random hex digits>, unique to one upload.
+var segKey = regexp.MustCompile(`^seg/\d{8}T\d{6}\.\d{9}Z-[0-9a-f]{16}$`)
 
 // segmentRow is one row of the segments table.
 type segmentRow struct {
@@ -1380,6 +1380,7 @@ type segmentRow struct {
 	base, end int64
 	epoch     int64
 	key       string
+	pos, size int64
 	created   time.Time
 }
 
@@ -1393,7 +1394,7 @@ func (c *testCluster) segments() []segmentRow { return c.segmentsIn(c.db) }
 func (c *testCluster) segmentsIn(q pgQuerier) []segmentRow {
 	c.t.Helper()
 	rows, err := q.Query(context.Background(), `
-		SELECT s.topic_id::text, t.name, s.partition, s.base_offset, s.end_offset, s.epoch, s.object_key, s.created_at
+		SELECT s.topic_id::text, t.name, s.partition, s.base_offset, s.end_offset, s.epoch, s.object_key, s.object_pos, s.size, s.created_at
 		FROM segments s JOIN topics t ON t.id = s.topic_id
 		ORDER BY s.topic_id, s.partition, s.base_offset`)
 	if err != nil {
@@ -1402,7 +1403,7 @@ func (c *testCluster) segmentsIn(q pgQuerier) []segmentRow {
 	var out []segmentRow
 	for rows.Next() {
 		var s segmentRow
-		if err := rows.Scan(&s.topicID, &s.topic, &s.partition, &s.base, &s.end, &s.epoch, &s.key, &s.created); err != nil {
+		if err := rows.Scan(&s.topicID, &s.topic, &s.partition, &s.base, &s.end, &s.epoch, &s.key, &s.pos, &s.size, &s.created); err != nil {
 			c.t.Fatal(err)
 		}
 		out = append(out, s)
@@ -1417,8 +1418,9 @@ func (c *testCluster) segmentsIn(q pgQuerier) []segmentRow {
 // partition was ever committed to by two owners at once: each partition's
 // segments, in base-offset order, are contiguous from its log start to its
 // next offset (each base is the previous end), their lease epochs never
-// decrease, and each object key names the partition, base offset and epoch
-// of its row (so two owners could never have written the same object).
+// decrease, object keys have the flusher's unique form, and the segments
+// sharing an object are disjoint slices of it (so no two commits ever
+// claimed the same bytes).
 // Interleaved commits by a stale and a current owner would show as a gap,
 // an overlap or an epoch going back.
 func (c *testCluster) checkSegments() {
@@ -1489,15 +1491,13 @@ func (c *testCluster) checkSegments() {
 		}
 	}
 	last := map[pkey]segmentRow{}
+	slices := map[string][]segmentRow{}
 	for _, s := range segs {
 		k := pkey{s.topicID, s.partition}
-		m := segKey.FindStringSubmatch(strings.TrimPrefix(s.key, c.prefix))
-		switch {
-		case m == nil:
-			report("segment %s/%d@%d: object key %q is not seg/<topic>/<partition>/<base>-<epoch>-<nonce>", s.topic, s.partition, s.base, s.key)
-		case m[1] != s.topicID || m[2] != strconv.Itoa(int(s.partition)) || m[3] != fmt.Sprintf("%020d", s.base) || m[4] != strconv.FormatInt(s.epoch, 10):
-			report("segment %s/%d@%d epoch %d: object key %q names another topic, partition, base or epoch", s.topic, s.partition, s.base, s.epoch, s.key)
+		if !segKey.MatchString(strings.TrimPrefix(s.key, c.prefix)) {
+			report("segment %s/%d@%d: object key %q is not seg/<time>-<nonce>", s.topic, s.partition, s.base, s.key)
 		}
+		slices[s.key] = append(slices[s.key], s)
 		if e, ok := leaseEpoch[k]; !ok || s.epoch > e {
 			report("segment %s/%d@%d has epoch %d, above the partition lease's epoch %d (lease found: %v)", s.topic, s.partition, s.base, s.epoch, e, ok)
 		}
@@ -1513,6 +1513,14 @@ func (c *testCluster) checkSegments() {
 			report("%s/%d: segment [%d,%d) has epoch %d after [%d,%d) with epoch %d: a fenced owner committed", s.topic, s.partition, s.base, s.end, s.epoch, prev.base, prev.end, prev.epoch)
 		}
 		last[k] = s
+	}
+	for key, ss := range slices {
+		sort.Slice(ss, func(i, j int) bool { return ss[i].pos < ss[j].pos })
+		for i := 1; i < len(ss); i++ {
+			if a, b := ss[i-1], ss[i]; a.pos+a.size > b.pos {
+				report("object %s: %s/%d@%d at [%d,+%d) overlaps %s/%d@%d at [%d,+%d)", key, a.topic, a.partition, a.base, a.pos, a.size, b.topic, b.partition, b.base, b.pos, b.size)
+			}
+		}
 	}
 	for k, s := range last {
 		if st, ok := states[k]; ok && s.end != st.next {

@@ -7,11 +7,12 @@
 // node); both pass the same contract suite in package metatest.
 //
 // The one operation that carries the broker's durability and fencing
-// invariants is CommitFlush: it inserts a segment row, advances the
-// partition's next offset and saves producer state in one transaction, and
-// only if the writer still holds the partition's lease at the epoch it was
-// granted. A stale writer gets ErrFenced from the database, never from a
-// timer.
+// invariants is CommitFlushes: for each flush of a node-level flush (the
+// slices of one object, one per partition flush packed into it) it inserts
+// a segment row, advances the partition's next offset and saves producer
+// state, each only if the writer still holds that partition's lease at the
+// epoch it was granted, and all in one transaction. A stale writer gets
+// ErrFenced from the database, never from a timer.
 package meta
 
 import (
@@ -117,15 +118,21 @@ type Fence struct {
 // IsZero reports whether f is the unconditional fence.
 func (f Fence) IsZero() bool { return f.Resource == "" }
 
-// Segment is one committed object holding the record batches for the
-// offsets [BaseOffset, EndOffset) of one partition.
+// Segment is the committed record batches for the offsets [BaseOffset,
+// EndOffset) of one partition: the bytes [Position, Position+Size) of an
+// object. A node packs the flushes of many partitions into one object, so
+// several segments (of one or several partitions) may share an object; the
+// object is deleted when the last of them is.
 type Segment struct {
 	TopicID    TopicID
 	Partition  int32
 	BaseOffset int64
 	EndOffset  int64 // exclusive
 	ObjectKey  string
-	Size       int64
+	// Position is where the segment's first batch starts in the object.
+	Position int64
+	// Size is the segment's length in bytes.
+	Size int64
 	// Epoch is the lease epoch the segment was written under.
 	Epoch int64
 	// MaxTimestamp is the largest record timestamp in the segment (ms since
@@ -134,8 +141,8 @@ type Segment struct {
 	// Index is the sparse offset index, ascending by offset; its first entry
 	// is {BaseOffset, 0}. Stored with segment.EncodeIndex.
 	Index []segment.IndexEntry
-	// CreatedAt is when the segment was committed; CommitFlush stamps a zero
-	// value with the database clock.
+	// CreatedAt is when the segment was committed; CommitFlushes stamps a
+	// zero value with the database clock.
 	CreatedAt time.Time
 }
 
@@ -160,7 +167,7 @@ type ProducerState struct {
 	LastUpdate int64
 }
 
-// FlushCommit is everything one flush makes durable at once.
+// FlushCommit is everything one partition's flush makes durable at once.
 type FlushCommit struct {
 	// LeaseEpoch is the epoch the writer holds; the commit is refused with
 	// ErrFenced if it is no longer current.
@@ -219,7 +226,9 @@ type Store interface {
 	ListTopics(ctx context.Context, prefix, after string, limit int) ([]Topic, error)
 	// DeleteTopic removes a topic and everything that belongs to it
 	// (partitions, segments, producer state, leases, committed offsets) and
-	// returns the object keys of its segments so the caller can delete them.
+	// returns the keys of the objects its segments were in that no segment
+	// references any more, so the caller can delete them (see
+	// AdvanceLogStart for what may be missed).
 	DeleteTopic(ctx context.Context, name string) (keys []string, err error)
 	// SetTopicConfig replaces a topic's config overrides.
 	SetTopicConfig(ctx context.Context, name string, config map[string]string) error
@@ -231,12 +240,24 @@ type Store interface {
 	// Partition returns the committed state of one partition.
 	Partition(ctx context.Context, id TopicID, partition int32) (Partition, error)
 
-	// CommitFlush atomically inserts c.Segment, advances the partition's
-	// next offset to c.Segment.EndOffset and saves c.Producers, provided
-	// (Owner, LeaseEpoch) is the partition's current lease (else ErrFenced)
-	// and c.Segment.BaseOffset equals the partition's next offset (else
-	// ErrOffsetMismatch). Exactly one transaction.
-	CommitFlush(ctx context.Context, c FlushCommit) error
+	// CommitFlushes commits cs in exactly one transaction. For each c, in
+	// order, it inserts c.Segment, advances the partition's next offset to
+	// c.Segment.EndOffset and saves c.Producers, provided (Owner,
+	// LeaseEpoch) is the partition's current lease (else ErrFenced), the
+	// partition exists (else ErrNotFound) and c.Segment.BaseOffset equals
+	// the partition's next offset as left by the flushes before it (else
+	// ErrOffsetMismatch). A flush that fails its checks stores nothing, and
+	// the others commit anyway: results has one entry per flush, nil when
+	// it committed, else an error wrapping one of those three. Several
+	// flushes of one partition may be in one call, in offset order.
+	//
+	// The whole call fails, storing nothing, when an argument can never
+	// commit (ErrInvalid: no flushes, an empty or negative range, a
+	// negative position, one (ObjectKey, Position) twice) or a slice it
+	// inserts is already committed. Any other error means the caller cannot
+	// know the outcome: either every flush that passed its checks
+	// committed, or none did. results is nil whenever err is not.
+	CommitFlushes(ctx context.Context, cs []FlushCommit) (results []error, err error)
 	// Segments returns up to limit segments of a partition whose end offset
 	// is above from, ascending by base offset (limit <= 0 means all).
 	Segments(ctx context.Context, id TopicID, partition int32, from int64, limit int) ([]Segment, error)
@@ -245,10 +266,15 @@ type Store interface {
 	SegmentByTimestamp(ctx context.Context, id TopicID, partition int32, ts int64) (Segment, error)
 	// AdvanceLogStart raises the partition's log start offset to at least
 	// offset (never past its next offset, never down), removes the segment
-	// rows wholly below the new start, and returns their object keys.
+	// rows wholly below the new start, and returns the keys of the objects
+	// they were in that no segment references any more. Two calls that
+	// drop the last segments of one object at the same moment may each see
+	// the other's segment and neither return the key; the orphan sweep
+	// (CommittedKeys) removes such an object later.
 	AdvanceLogStart(ctx context.Context, id TopicID, partition int32, offset int64) (start int64, keys []string, err error)
-	// CommittedKeys reports which of keys belong to a committed segment: the
-	// map has an entry for every key in keys, true when it is committed.
+	// CommittedKeys reports which of keys hold at least one committed
+	// segment: the map has an entry for every key in keys, true when one
+	// does.
 	// The orphan sweep deletes objects that are neither committed nor young.
 	CommittedKeys(ctx context.Context, keys []string) (map[string]bool, error)
 	// Producers returns the stored idempotence windows of a partition.
@@ -312,4 +338,15 @@ type Store interface {
 	LiveNodes(ctx context.Context, within time.Duration) ([]Node, error)
 	// RemoveNode deletes a node's registration (graceful shutdown).
 	RemoveNode(ctx context.Context, id string) error
+}
+
+// CommitFlush commits one flush with s.CommitFlushes and returns its
+// result: nil, an error wrapping ErrFenced, ErrNotFound, ErrOffsetMismatch
+// or ErrInvalid, or an error after which the outcome is unknown.
+func CommitFlush(ctx context.Context, s Store, c FlushCommit) error {
+	res, err := s.CommitFlushes(ctx, []FlushCommit{c})
+	if err != nil {
+		return err
+	}
+	return res[0]
 }

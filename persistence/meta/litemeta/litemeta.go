@@ -5,10 +5,10 @@
 // It keeps the same guarantees as pgmeta by a simpler route: every write
 // goes through one connection inside BEGIN IMMEDIATE, so writes are
 // serialized and each check-then-write (the lease and offset checks of
-// CommitFlush, the lease upsert) is atomic. Reads use a separate pool of
+// CommitFlushes, the lease upsert) is atomic. Reads use a separate pool of
 // read-only connections, which WAL mode lets run alongside the writer.
 //
-// Flush commits from many partitions are group-committed (see CommitFlush)
+// Flush commits from many partitions are group-committed (see CommitFlushes)
 // so they share an fsync, the way PostgreSQL's own group commit lets
 // concurrent pgmeta commits share one.
 package litemeta
@@ -37,7 +37,7 @@ var migrationFS embed.FS
 // writerParams configures the writer connection:
 //   - WAL lets readers run while a write is in progress;
 //   - synchronous=FULL fsyncs the WAL at every commit, because the broker
-//     acknowledges a produce as soon as CommitFlush returns (invariant 1);
+//     acknowledges a produce as soon as CommitFlushes returns (invariant 1);
 //     NORMAL would survive a process crash but not a power loss;
 //   - foreign keys make deletes cascade as in PostgreSQL;
 //   - _txlock=immediate makes BEGIN take the write lock at once, so a
@@ -57,12 +57,12 @@ type Store struct {
 	w *sql.DB // exactly one connection: every write
 	r *sql.DB // read-only connections
 
-	// The CommitFlush statements, prepared once on the writer connection
+	// The CommitFlushes statements, prepared once on the writer connection
 	// since they run on every flush.
 	advance, insertSegment, upsertProducer *sql.Stmt
 	savepoint, rollbackTo, release         *sql.Stmt
 
-	// Group commit (see CommitFlush): callers hand their commit to the
+	// Group commit (see CommitFlushes): callers hand their call to the
 	// committer goroutine through commits.
 	commits       chan *commitReq
 	stop          chan struct{} // closed by Close
@@ -92,7 +92,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetConnMaxIdleTime(0)
 	s := &Store{w: w, commits: make(chan *commitReq), stop: make(chan struct{}), committerDone: make(chan struct{})}
 	go s.committer()
-	if err := s.migrate(ctx); err != nil {
+	ms, err := metasql.LoadMigrations(migrationFS, "migrations")
+	if err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("litemeta: open %s: %w", path, err)
+	}
+	if err := migrate(ctx, w, ms); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("litemeta: open %s: %w", path, err)
 	}
@@ -117,15 +122,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
-// migrate applies the embedded migrations schema_migrations does not list,
-// in one BEGIN IMMEDIATE transaction, which also serializes two processes
-// opening the same fresh file.
-func (s *Store) migrate(ctx context.Context) error {
-	ms, err := metasql.LoadMigrations(migrationFS, "migrations")
-	if err != nil {
-		return err
-	}
-	return s.write(ctx, func(tx *sql.Tx, now int64) error {
+// migrate applies the migrations of ms (Open passes every embedded one;
+// tests pass a prefix to build an old schema) that schema_migrations does
+// not list, on the writer connection w in one BEGIN IMMEDIATE transaction,
+// which also serializes two processes opening the same fresh file.
+func migrate(ctx context.Context, w *sql.DB, ms []metasql.Migration) error {
+	return write(ctx, w, func(tx *sql.Tx, now int64) error {
 		if _, err := tx.ExecContext(ctx, qCreateMigrations); err != nil {
 			return fmt.Errorf("create schema_migrations: %w", err)
 		}
@@ -170,13 +172,13 @@ func (s *Store) prepare(ctx context.Context) error {
 	if s.upsertProducer, err = s.w.PrepareContext(ctx, qCommitProducer); err != nil {
 		return fmt.Errorf("prepare commit: %w", err)
 	}
-	if s.savepoint, err = s.w.PrepareContext(ctx, `SAVEPOINT commit_flush`); err != nil {
+	if s.savepoint, err = s.w.PrepareContext(ctx, `SAVEPOINT commit_call`); err != nil {
 		return fmt.Errorf("prepare commit: %w", err)
 	}
-	if s.rollbackTo, err = s.w.PrepareContext(ctx, `ROLLBACK TO commit_flush`); err != nil {
+	if s.rollbackTo, err = s.w.PrepareContext(ctx, `ROLLBACK TO commit_call`); err != nil {
 		return fmt.Errorf("prepare commit: %w", err)
 	}
-	if s.release, err = s.w.PrepareContext(ctx, `RELEASE commit_flush`); err != nil {
+	if s.release, err = s.w.PrepareContext(ctx, `RELEASE commit_call`); err != nil {
 		return fmt.Errorf("prepare commit: %w", err)
 	}
 	return nil
@@ -210,7 +212,12 @@ func (s *Store) Close() error {
 // has taken the write lock, so every lease and heartbeat time is judged at
 // the moment the write really happens, not when it started waiting.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx, now int64) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	return write(ctx, s.w, fn)
+}
+
+// write is Store.write on the writer connection w.
+func write(ctx context.Context, w *sql.DB, fn func(tx *sql.Tx, now int64) error) error {
+	tx, err := w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

@@ -42,7 +42,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CommitFlush(ctx, meta.FlushCommit{LeaseEpoch: l.Epoch, Owner: "n1", Segment: meta.Segment{
+	if err := meta.CommitFlush(ctx, s, meta.FlushCommit{LeaseEpoch: l.Epoch, Owner: "n1", Segment: meta.Segment{
 		TopicID: tp.ID, BaseOffset: 0, EndOffset: 3, ObjectKey: "k", Size: 10}}); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestReopen(t *testing.T) {
 		t.Fatalf("producer id after reopen: %d (was %d), %v", id2, id1, err)
 	}
 	// The lease survives too: the same owner continues at its epoch.
-	if err := s.CommitFlush(ctx, meta.FlushCommit{LeaseEpoch: l.Epoch, Owner: "n1", Segment: meta.Segment{
+	if err := meta.CommitFlush(ctx, s, meta.FlushCommit{LeaseEpoch: l.Epoch, Owner: "n1", Segment: meta.Segment{
 		TopicID: tp.ID, BaseOffset: 3, EndOffset: 4, ObjectKey: "k2", Size: 1}}); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestCommitAfterClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("second close: %v", err)
 	}
-	err = s.CommitFlush(ctx, meta.FlushCommit{LeaseEpoch: 1, Owner: "n1", Segment: meta.Segment{
+	err = meta.CommitFlush(ctx, s, meta.FlushCommit{LeaseEpoch: 1, Owner: "n1", Segment: meta.Segment{
 		TopicID: tp.ID, BaseOffset: 0, EndOffset: 1, ObjectKey: "k"}})
 	if err == nil {
 		t.Fatal("commit after close succeeded")

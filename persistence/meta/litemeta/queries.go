@@ -44,7 +44,7 @@ LIMIT ?4`
 	qSetTopicParts    = `UPDATE topics SET partitions = ?2 WHERE id = ?1`
 	qPartition        = `SELECT next_offset, log_start_offset, bytes FROM partitions WHERE topic_id = ?1 AND partition = ?2`
 	qNextProducerID   = `UPDATE producer_ids SET next_id = next_id + 1 RETURNING next_id - 1`
-	qCommittedKeys    = `SELECT object_key FROM segments WHERE object_key IN (SELECT value FROM json_each(?1))`
+	qCommittedKeys    = `SELECT k.value FROM json_each(?1) AS k WHERE EXISTS (SELECT 1 FROM segments WHERE object_key = k.value)`
 	qProducers        = `SELECT producer_id, producer_epoch, batches, last_update FROM producers WHERE topic_id = ?1 AND partition = ?2 ORDER BY producer_id`
 	qLeaseOK          = `SELECT count(*) FROM leases WHERE resource = ?1 AND owner = ?2 AND epoch = ?3 AND expires_at > ?4`
 	qCreateMigrations = `
@@ -53,12 +53,19 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 	name       TEXT NOT NULL,
 	applied_at INTEGER NOT NULL
 ) STRICT`
+
+	// qUnreferencedKeys: see pgmeta. It runs after the deletion that freed
+	// the keys, in the same transaction, and keeps their order.
+	qUnreferencedKeys = `
+SELECT k.value FROM json_each(?1) AS k
+WHERE NOT EXISTS (SELECT 1 FROM segments WHERE object_key = k.value)
+ORDER BY k.key`
 )
 
 const (
-	// qCommitAdvance is the conditional heart of CommitFlush: it advances
+	// qCommitAdvance is the conditional heart of CommitFlushes: it advances
 	// the partition only if the writer holds the lease at its epoch,
-	// unexpired at ?10, and the base offset is the next offset. Writes are
+	// unexpired at ?9, and the base offset is the next offset. Writes are
 	// serialized (one writer connection, BEGIN IMMEDIATE), so no other
 	// commit or takeover can slip in between this check and COMMIT.
 	qCommitAdvance = `
@@ -69,8 +76,8 @@ WHERE topic_id = ?4 AND partition = ?5 AND next_offset = ?6
 
 	qCommitSegment = `
 INSERT INTO segments (topic_id, partition, base_offset, end_offset, object_key,
-                      size, epoch, max_timestamp, offset_index, created_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)`
+                      size, epoch, max_timestamp, offset_index, created_at, object_pos)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)`
 
 	qCommitProducer = `
 INSERT INTO producers (topic_id, partition, producer_id, producer_epoch, batches, last_update)
@@ -81,7 +88,7 @@ SET producer_epoch = excluded.producer_epoch,
     last_update = excluded.last_update`
 )
 
-const segmentColumns = `base_offset, end_offset, object_key, size, epoch, max_timestamp, offset_index, created_at`
+const segmentColumns = `base_offset, end_offset, object_key, object_pos, size, epoch, max_timestamp, offset_index, created_at`
 
 const (
 	qSegments = `

@@ -159,6 +159,9 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) ([]string, error) 
 		if keys, err = collect(rows, scanString); err != nil {
 			return fmt.Errorf("delete segments: %w", err)
 		}
+		if keys, err = unreferenced(ctx, tx, keys); err != nil {
+			return err
+		}
 		// Partitions and producer state go by ON DELETE CASCADE.
 		if _, err := tx.ExecContext(ctx, qDeleteTopic, id[:]); err != nil {
 			return err
@@ -250,7 +253,7 @@ func scanSegment(r scanner, id meta.TopicID, partition int32) (meta.Segment, err
 		idx     []byte
 		created int64
 	)
-	if err := r.Scan(&sg.BaseOffset, &sg.EndOffset, &sg.ObjectKey, &sg.Size, &sg.Epoch,
+	if err := r.Scan(&sg.BaseOffset, &sg.EndOffset, &sg.ObjectKey, &sg.Position, &sg.Size, &sg.Epoch,
 		&sg.MaxTimestamp, &idx, &created); err != nil {
 		return meta.Segment{}, err
 	}
@@ -315,8 +318,14 @@ func (s *Store) AdvanceLogStart(ctx context.Context, id meta.TopicID, partition 
 			freed += size
 			return k, err
 		})
-		if err != nil || freed == 0 {
+		if err != nil {
 			return err
+		}
+		if keys, err = unreferenced(ctx, tx, keys); err != nil {
+			return err
+		}
+		if freed == 0 {
+			return nil
 		}
 		_, err = tx.ExecContext(ctx, qSubtractBytes, id[:], partition, freed)
 		return err
@@ -325,6 +334,29 @@ func (s *Store) AdvanceLogStart(ctx context.Context, id meta.TopicID, partition 
 		return 0, nil, fmt.Errorf("advance log start of %s/%d to %d: %w", id, partition, offset, err)
 	}
 	return start, keys, nil
+}
+
+// unreferenced returns the distinct keys of deleted segments whose objects
+// no segment references any more. Writes are serialized, so unlike
+// pgmeta's no concurrent deletion can make it miss one.
+func unreferenced(ctx context.Context, tx *sql.Tx, keys []string) ([]string, error) {
+	keys = metasql.UniqueKeys(keys)
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	list, err := json.Marshal(keys)
+	if err != nil {
+		return nil, fmt.Errorf("find unreferenced objects: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, qUnreferencedKeys, string(list))
+	if err != nil {
+		return nil, fmt.Errorf("find unreferenced objects: %w", err)
+	}
+	free, err := collect(rows, scanString)
+	if err != nil {
+		return nil, fmt.Errorf("find unreferenced objects: %w", err)
+	}
+	return free, nil
 }
 
 // CommittedKeys implements meta.Store.

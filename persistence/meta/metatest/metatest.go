@@ -1,8 +1,8 @@
 // Package metatest is the contract suite every meta.Store implementation
 // must pass. An implementation's tests call Run with a function that opens a
 // fresh, empty store; the suite then checks the behaviour the broker relies
-// on, above all the fencing and dense-offset guarantees of CommitFlush under
-// concurrency.
+// on, above all the fencing and dense-offset guarantees of CommitFlushes
+// under concurrency.
 package metatest
 
 import (
@@ -54,9 +54,15 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"CommitFlushRace", testCommitRace},
 		{"CommitFlushDenseChain", testCommitDenseChain},
 		{"CommitFlushTakeover", testCommitTakeover},
+		{"CommitFlushSharedObject", testCommitSharedObject},
+		{"CommitFlushesMixed", testCommitFlushesMixed},
+		{"CommitFlushesSamePartition", testCommitFlushesSamePartition},
+		{"CommitFlushesAllOrNothing", testCommitFlushesAllOrNothing},
+		{"CommitFlushesConcurrent", testCommitFlushesConcurrent},
 		{"Segments", testSegments},
 		{"AdvanceLogStart", testAdvanceLogStart},
 		{"CommittedKeys", testCommittedKeys},
+		{"SharedObjectDeletion", testSharedObjectDeletion},
 		{"Producers", testProducers},
 		{"NextProducerID", testNextProducerID},
 		{"Offsets", testOffsets},
@@ -345,13 +351,13 @@ func testTopicDelete(t *testing.T, s meta.Store) {
 		for i := range int64(2) {
 			c := commit(doomed.ID, p, l, i*5, 5)
 			c.Producers = []meta.ProducerState{{ProducerID: 7, Batches: []meta.ProducerBatch{{LastSeq: 4, LastOffset: 4}}}}
-			must(t, s.CommitFlush(ctx, c), "commit")
+			must(t, meta.CommitFlush(ctx, s, c), "commit")
 			keys = append(keys, c.Segment.ObjectKey)
 		}
 	}
 	kl := acquire(t, s, kept.ID, 0, "n1", longTTL)
 	kc := commit(kept.ID, 0, kl, 0, 3)
-	must(t, s.CommitFlush(ctx, kc), "commit kept")
+	must(t, meta.CommitFlush(ctx, s, kc), "commit kept")
 	must(t, s.CommitOffsets(ctx, "g", []meta.OffsetCommit{
 		{Topic: "doomed", Partition: 0, Offset: 3},
 		{Topic: "kept", Partition: 0, Offset: 2},
@@ -396,7 +402,7 @@ func testTopicDelete(t *testing.T, s meta.Store) {
 		t.Fatalf("offsets after delete: %+v", offs)
 	}
 	// The old owner is fenced: its lease went with the topic.
-	err = s.CommitFlush(ctx, commit(doomed.ID, 0, meta.Lease{Owner: "n1", Epoch: 1}, 10, 1))
+	err = meta.CommitFlush(ctx, s, commit(doomed.ID, 0, meta.Lease{Owner: "n1", Epoch: 1}, 10, 1))
 	wantErr(t, err, meta.ErrFenced, "commit to deleted topic")
 
 	// The other topic is untouched.
@@ -449,7 +455,7 @@ func testAddPartitions(t *testing.T, s meta.Store) {
 	ctx := ctxFor(t)
 	tp := createTopic(t, s, "t", 2)
 	l := acquire(t, s, tp.ID, 1, "n1", longTTL)
-	must(t, s.CommitFlush(ctx, commit(tp.ID, 1, l, 0, 4)), "commit")
+	must(t, meta.CommitFlush(ctx, s, commit(tp.ID, 1, l, 0, 4)), "commit")
 
 	must(t, s.AddPartitions(ctx, "t", 4), "grow")
 	got, err := s.Topic(ctx, "t")
@@ -673,6 +679,7 @@ func testCommitFlush(t *testing.T, s meta.Store) {
 
 	c := commit(tp.ID, 1, l, 0, 5)
 	c.Segment.Size = 4096
+	c.Segment.Position = 1 << 33 // past 32 bits: the column must hold an int64
 	c.Segment.MaxTimestamp = 1_700_000_000_123
 	c.Segment.Index = []segment.IndexEntry{{Offset: 0, Position: 0}, {Offset: 2, Position: 1500}, {Offset: 4, Position: 3000}}
 	c.Producers = []meta.ProducerState{
@@ -682,7 +689,7 @@ func testCommitFlush(t *testing.T, s meta.Store) {
 		}},
 		{ProducerID: 7, ProducerEpoch: 0, LastUpdate: 5},
 	}
-	must(t, s.CommitFlush(ctx, c), "commit")
+	must(t, meta.CommitFlush(ctx, s, c), "commit")
 
 	pt := partition(t, s, tp.ID, 1)
 	if pt.NextOffset != 5 || pt.Bytes != 4096 || pt.LogStartOffset != 0 {
@@ -698,7 +705,8 @@ func testCommitFlush(t *testing.T, s meta.Store) {
 	sg := segs[0]
 	want := c.Segment
 	if sg.TopicID != want.TopicID || sg.Partition != 1 || sg.BaseOffset != 0 || sg.EndOffset != 5 ||
-		sg.ObjectKey != want.ObjectKey || sg.Size != 4096 || sg.Epoch != l.Epoch || sg.MaxTimestamp != want.MaxTimestamp {
+		sg.ObjectKey != want.ObjectKey || sg.Position != want.Position || sg.Size != 4096 || sg.Epoch != l.Epoch ||
+		sg.MaxTimestamp != want.MaxTimestamp {
 		t.Fatalf("segment\n got %+v\nwant %+v", sg, want)
 	}
 	if !slices.Equal(sg.Index, want.Index) {
@@ -714,7 +722,7 @@ func testCommitFlush(t *testing.T, s meta.Store) {
 	// The next commit continues where the last ended.
 	c2 := commit(tp.ID, 1, l, 5, 3)
 	c2.Segment.Index = nil // an empty index round-trips as empty
-	must(t, s.CommitFlush(ctx, c2), "second commit")
+	must(t, meta.CommitFlush(ctx, s, c2), "second commit")
 	segs = checkDense(t, s, tp.ID, 1)
 	if len(segs) != 2 || len(segs[1].Index) != 0 {
 		t.Fatalf("after second commit: %+v", segs)
@@ -769,31 +777,31 @@ func testCommitOffsetMismatch(t *testing.T, s meta.Store) {
 	ctx := ctxFor(t)
 	tp := createTopic(t, s, "t", 1)
 	l := acquire(t, s, tp.ID, 0, "n1", longTTL)
-	must(t, s.CommitFlush(ctx, commit(tp.ID, 0, l, 0, 10)), "commit")
+	must(t, meta.CommitFlush(ctx, s, commit(tp.ID, 0, l, 0, 10)), "commit")
 	before := partition(t, s, tp.ID, 0)
 	for _, base := range []int64{0, 5, 9, 11, 100} {
 		c := refused(commit(tp.ID, 0, l, base, 3))
-		wantErr(t, s.CommitFlush(ctx, c), meta.ErrOffsetMismatch, fmt.Sprintf("commit at %d", base))
+		wantErr(t, meta.CommitFlush(ctx, s, c), meta.ErrOffsetMismatch, fmt.Sprintf("commit at %d", base))
 		nothingWritten(t, s, c, before, 1)
 	}
-	must(t, s.CommitFlush(ctx, commit(tp.ID, 0, l, 10, 1)), "commit at next offset")
+	must(t, meta.CommitFlush(ctx, s, commit(tp.ID, 0, l, 10, 1)), "commit at next offset")
 
 	// A commit to a partition that does not exist, under a lease someone
 	// holds for it, is not found.
 	ghost := meta.TopicID{0xee}
 	gl := acquire(t, s, ghost, 0, "n1", longTTL)
-	wantErr(t, s.CommitFlush(ctx, commit(ghost, 0, gl, 0, 1)), meta.ErrNotFound, "commit to missing partition")
+	wantErr(t, meta.CommitFlush(ctx, s, commit(ghost, 0, gl, 0, 1)), meta.ErrNotFound, "commit to missing partition")
 }
 
 func testCommitFenced(t *testing.T, s meta.Store) {
 	ctx := ctxFor(t)
 	tp := createTopic(t, s, "t", 1)
 	l1 := acquire(t, s, tp.ID, 0, "n1", longTTL)
-	must(t, s.CommitFlush(ctx, commit(tp.ID, 0, l1, 0, 10)), "commit")
+	must(t, meta.CommitFlush(ctx, s, commit(tp.ID, 0, l1, 0, 10)), "commit")
 	before := partition(t, s, tp.ID, 0)
 
 	// No lease row at all for another partition's resource.
-	wantErr(t, s.CommitFlush(ctx, commit(tp.ID, 1, l1, 0, 1)), meta.ErrFenced, "commit without a lease")
+	wantErr(t, meta.CommitFlush(ctx, s, commit(tp.ID, 1, l1, 0, 1)), meta.ErrFenced, "commit without a lease")
 
 	cases := map[string]meta.FlushCommit{
 		"wrong epoch": refused(commit(tp.ID, 0, meta.Lease{Owner: "n1", Epoch: 2}, 10, 5)),
@@ -803,7 +811,7 @@ func testCommitFenced(t *testing.T, s meta.Store) {
 		"wrong epoch and offset": refused(commit(tp.ID, 0, meta.Lease{Owner: "n1", Epoch: 0}, 3, 5)),
 	}
 	for name, c := range cases {
-		wantErr(t, s.CommitFlush(ctx, c), meta.ErrFenced, name)
+		wantErr(t, meta.CommitFlush(ctx, s, c), meta.ErrFenced, name)
 		nothingWritten(t, s, c, before, 1)
 	}
 
@@ -811,19 +819,19 @@ func testCommitFenced(t *testing.T, s meta.Store) {
 	// new owner continues at the same offset.
 	must(t, s.ReleaseLease(ctx, meta.PartitionResource(tp.ID, 0), "n1", l1.Epoch), "release")
 	c := refused(commit(tp.ID, 0, l1, 10, 5))
-	wantErr(t, s.CommitFlush(ctx, c), meta.ErrFenced, "commit after release")
+	wantErr(t, meta.CommitFlush(ctx, s, c), meta.ErrFenced, "commit after release")
 	nothingWritten(t, s, c, before, 1)
 	l2 := acquire(t, s, tp.ID, 0, "n2", longTTL)
 	if l2.Epoch != l1.Epoch+1 {
 		t.Fatalf("takeover epoch %d after %d", l2.Epoch, l1.Epoch)
 	}
 	c = refused(commit(tp.ID, 0, l1, 10, 5))
-	wantErr(t, s.CommitFlush(ctx, c), meta.ErrFenced, "commit by the old owner after takeover")
+	wantErr(t, meta.CommitFlush(ctx, s, c), meta.ErrFenced, "commit by the old owner after takeover")
 	nothingWritten(t, s, c, before, 1)
 	c = refused(commit(tp.ID, 0, meta.Lease{Owner: "n1", Epoch: l2.Epoch}, 10, 5))
-	wantErr(t, s.CommitFlush(ctx, c), meta.ErrFenced, "old owner with the new epoch")
+	wantErr(t, meta.CommitFlush(ctx, s, c), meta.ErrFenced, "old owner with the new epoch")
 	nothingWritten(t, s, c, before, 1)
-	must(t, s.CommitFlush(ctx, commit(tp.ID, 0, l2, 10, 5)), "commit by the new owner")
+	must(t, meta.CommitFlush(ctx, s, commit(tp.ID, 0, l2, 10, 5)), "commit by the new owner")
 	segs := checkDense(t, s, tp.ID, 0)
 	if len(segs) != 2 || segs[0].Epoch != l1.Epoch || segs[1].Epoch != l2.Epoch {
 		t.Fatalf("segments: %+v", segs)
@@ -838,7 +846,7 @@ func testCommitExpiredLease(t *testing.T, s meta.Store) {
 	time.Sleep(ttl + 100*time.Millisecond)
 	before := partition(t, s, tp.ID, 0)
 	c := refused(commit(tp.ID, 0, l, 0, 5))
-	wantErr(t, s.CommitFlush(ctx, c), meta.ErrFenced, "commit under an expired lease nobody took")
+	wantErr(t, meta.CommitFlush(ctx, s, c), meta.ErrFenced, "commit under an expired lease nobody took")
 	nothingWritten(t, s, c, before, 0)
 }
 
@@ -847,11 +855,13 @@ func testCommitInvalid(t *testing.T, s meta.Store) {
 	tp := createTopic(t, s, "t", 1)
 	l := acquire(t, s, tp.ID, 0, "n1", longTTL)
 	bad := map[string]func(*meta.FlushCommit){
-		"empty range":    func(c *meta.FlushCommit) { c.Segment.EndOffset = c.Segment.BaseOffset },
-		"negative range": func(c *meta.FlushCommit) { c.Segment.EndOffset = c.Segment.BaseOffset - 1 },
-		"negative base":  func(c *meta.FlushCommit) { c.Segment.BaseOffset = -1 },
-		"no key":         func(c *meta.FlushCommit) { c.Segment.ObjectKey = "" },
-		"no owner":       func(c *meta.FlushCommit) { c.Owner = "" },
+		"empty range":       func(c *meta.FlushCommit) { c.Segment.EndOffset = c.Segment.BaseOffset },
+		"negative range":    func(c *meta.FlushCommit) { c.Segment.EndOffset = c.Segment.BaseOffset - 1 },
+		"negative base":     func(c *meta.FlushCommit) { c.Segment.BaseOffset = -1 },
+		"no key":            func(c *meta.FlushCommit) { c.Segment.ObjectKey = "" },
+		"no owner":          func(c *meta.FlushCommit) { c.Owner = "" },
+		"negative size":     func(c *meta.FlushCommit) { c.Segment.Size = -1 },
+		"negative position": func(c *meta.FlushCommit) { c.Segment.Position = -1 },
 		"index not ascending": func(c *meta.FlushCommit) {
 			c.Segment.Index = []segment.IndexEntry{{Offset: 0, Position: 0}, {Offset: 3, Position: 100}, {Offset: 2, Position: 200}}
 		},
@@ -862,21 +872,72 @@ func testCommitInvalid(t *testing.T, s meta.Store) {
 	for name, f := range bad {
 		c := commit(tp.ID, 0, l, 0, 5)
 		f(&c)
-		wantErr(t, s.CommitFlush(ctx, c), meta.ErrInvalid, name)
+		wantErr(t, meta.CommitFlush(ctx, s, c), meta.ErrInvalid, name)
+	}
+	// One invalid flush fails the whole call, the valid ones with it.
+	for name, f := range bad {
+		c := commit(tp.ID, 0, l, 0, 5)
+		f(&c)
+		// Alone, good would commit: the check below the loop shows it did
+		// not.
+		good := commit(tp.ID, 0, l, 0, 5)
+		res, err := s.CommitFlushes(ctx, []meta.FlushCommit{good, c})
+		wantErr(t, err, meta.ErrInvalid, "call with one flush "+name)
+		if res != nil {
+			t.Fatalf("call with one flush %s: results %v beside the error", name, res)
+		}
+	}
+	for _, cs := range [][]meta.FlushCommit{nil, {}} {
+		_, err := s.CommitFlushes(ctx, cs)
+		wantErr(t, err, meta.ErrInvalid, fmt.Sprintf("call with %#v", cs))
 	}
 	if pt := partition(t, s, tp.ID, 0); pt.NextOffset != 0 {
 		t.Fatalf("invalid commits moved the partition: %+v", pt)
 	}
-	// Reusing an object key is refused without moving the partition.
+
+	// Reusing an object's slice (its key at the same position) is refused
+	// and stores nothing.
 	c := commit(tp.ID, 0, l, 0, 5)
-	must(t, s.CommitFlush(ctx, c), "commit")
-	dup := commit(tp.ID, 0, l, 5, 5)
-	dup.Segment.ObjectKey = c.Segment.ObjectKey
-	if err := s.CommitFlush(ctx, dup); err == nil {
-		t.Fatal("commit reusing an object key succeeded")
+	c.Segment.Position = 64
+	must(t, meta.CommitFlush(ctx, s, c), "commit")
+	before := partition(t, s, tp.ID, 0)
+	dup := refused(commit(tp.ID, 0, l, 5, 5))
+	dup.Segment.ObjectKey, dup.Segment.Position = c.Segment.ObjectKey, c.Segment.Position
+	if err := meta.CommitFlush(ctx, s, dup); err == nil {
+		t.Fatal("commit reusing an object slice succeeded")
 	}
-	if pt := partition(t, s, tp.ID, 0); pt.NextOffset != 5 {
-		t.Fatalf("duplicate key moved the partition: %+v", pt)
+	nothingWrittenShared(t, s, dup, before, 1)
+	// The same key at another position is another slice: allowed.
+	next := commit(tp.ID, 0, l, 5, 5)
+	next.Segment.ObjectKey, next.Segment.Position = c.Segment.ObjectKey, c.Segment.Position+c.Segment.Size
+	must(t, meta.CommitFlush(ctx, s, next), "commit at another position of the same object")
+	checkDense(t, s, tp.ID, 0)
+}
+
+// nothingWrittenShared is nothingWritten for a refused commit whose object
+// key other segments hold: the key stays committed, everything else must
+// be unchanged.
+func nothingWrittenShared(t testing.TB, s meta.Store, c meta.FlushCommit, before meta.Partition, segsBefore int) {
+	t.Helper()
+	id, p := c.Segment.TopicID, c.Segment.Partition
+	if after := partition(t, s, id, p); after != before {
+		t.Fatalf("refused commit changed the partition: %+v -> %+v", before, after)
+	}
+	segs := segments(t, s, id, p)
+	if len(segs) != segsBefore {
+		t.Fatalf("refused commit changed the segment count: %d -> %d", segsBefore, len(segs))
+	}
+	for _, sg := range segs {
+		if sg.BaseOffset == c.Segment.BaseOffset {
+			t.Fatalf("refused commit's segment is stored: %+v", sg)
+		}
+	}
+	ps, err := s.Producers(ctxFor(t), id, p)
+	must(t, err, "producers")
+	for _, st := range ps {
+		if st.ProducerID == 999 {
+			t.Fatal("refused commit saved producer state")
+		}
 	}
 }
 
@@ -890,11 +951,17 @@ func testCommitCanceled(t *testing.T, s meta.Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	c := refused(commit(tp.ID, 0, l, 0, 5))
-	if err := s.CommitFlush(ctx, c); !errors.Is(err, context.Canceled) {
+	if err := meta.CommitFlush(ctx, s, c); !errors.Is(err, context.Canceled) {
 		t.Fatalf("commit with a canceled context: %v", err)
 	}
 	nothingWritten(t, s, c, before, 0)
-	must(t, s.CommitFlush(ctxFor(t), commit(tp.ID, 0, l, 0, 5)), "commit after the canceled one")
+	c2 := refused(commit(tp.ID, 0, l, 5, 5))
+	if _, err := s.CommitFlushes(ctx, []meta.FlushCommit{c, c2}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("call of two flushes with a canceled context: %v", err)
+	}
+	nothingWritten(t, s, c, before, 0)
+	nothingWritten(t, s, c2, before, 0)
+	must(t, meta.CommitFlush(ctxFor(t), s, commit(tp.ID, 0, l, 0, 5)), "commit after the canceled one")
 }
 
 // testCommitRace has many writers, all holding the lease (a bug the store
@@ -903,7 +970,7 @@ func testCommitRace(t *testing.T, s meta.Store) {
 	ctx := ctxFor(t)
 	tp := createTopic(t, s, "t", 1)
 	l := acquire(t, s, tp.ID, 0, "n1", longTTL)
-	must(t, s.CommitFlush(ctx, commit(tp.ID, 0, l, 0, 7)), "first commit")
+	must(t, meta.CommitFlush(ctx, s, commit(tp.ID, 0, l, 0, 7)), "first commit")
 
 	const n = 16
 	var (
@@ -916,7 +983,7 @@ func testCommitRace(t *testing.T, s meta.Store) {
 		wg.Go(func() {
 			c := commit(tp.ID, 0, l, 7, 3)
 			<-gate
-			err := s.CommitFlush(ctx, c)
+			err := meta.CommitFlush(ctx, s, c)
 			switch {
 			case err == nil:
 				won.Add(1)
@@ -962,7 +1029,7 @@ func testCommitDenseChain(t *testing.T, s meta.Store) {
 				}
 				n := int64(1 + (w+i)%4)
 				attempts.Add(1)
-				err = s.CommitFlush(ctx, commit(tp.ID, 0, l, pt.NextOffset, n))
+				err = meta.CommitFlush(ctx, s, commit(tp.ID, 0, l, pt.NextOffset, n))
 				switch {
 				case err == nil:
 					won.Add(1)
@@ -997,7 +1064,7 @@ func testCommitTakeover(t *testing.T, s meta.Store) {
 	// a renewal, so the test does not depend on how fast the first commit
 	// is under load.
 	l1 := acquire(t, s, tp.ID, 0, "n1", longTTL)
-	must(t, s.CommitFlush(ctx, commit(tp.ID, 0, l1, 0, 2)), "first commit")
+	must(t, meta.CommitFlush(ctx, s, commit(tp.ID, 0, l1, 0, 2)), "first commit")
 	_, err := s.RenewLease(ctx, meta.PartitionResource(tp.ID, 0), "n1", l1.Epoch, 500*time.Millisecond)
 	must(t, err, "shorten the lease")
 
@@ -1020,7 +1087,7 @@ func testCommitTakeover(t *testing.T, s meta.Store) {
 				t.Errorf("partition: %v", err)
 				return
 			}
-			err = s.CommitFlush(ctx, commit(tp.ID, 0, l1, pt.NextOffset, 2))
+			err = meta.CommitFlush(ctx, s, commit(tp.ID, 0, l1, pt.NextOffset, 2))
 			switch {
 			case err == nil:
 				if fenced.Load() {
@@ -1052,7 +1119,7 @@ func testCommitTakeover(t *testing.T, s meta.Store) {
 	frontier := partition(t, s, tp.ID, 0).NextOffset
 	for i := range 3 {
 		pt := partition(t, s, tp.ID, 0)
-		must(t, s.CommitFlush(ctx, commit(tp.ID, 0, l2, pt.NextOffset, 3)), fmt.Sprintf("new owner commit %d", i))
+		must(t, meta.CommitFlush(ctx, s, commit(tp.ID, 0, l2, pt.NextOffset, 3)), fmt.Sprintf("new owner commit %d", i))
 		time.Sleep(10 * time.Millisecond)
 	}
 	close(stop)
@@ -1060,7 +1127,7 @@ func testCommitTakeover(t *testing.T, s meta.Store) {
 	if !fenced.Load() {
 		// The loop may not have tried again after the takeover; make sure.
 		pt := partition(t, s, tp.ID, 0)
-		wantErr(t, s.CommitFlush(ctx, commit(tp.ID, 0, l1, pt.NextOffset, 1)), meta.ErrFenced, "old owner after takeover")
+		wantErr(t, meta.CommitFlush(ctx, s, commit(tp.ID, 0, l1, pt.NextOffset, 1)), meta.ErrFenced, "old owner after takeover")
 	}
 	segs := checkDense(t, s, tp.ID, 0)
 	for _, sg := range segs {
@@ -1072,6 +1139,336 @@ func testCommitTakeover(t *testing.T, s meta.Store) {
 		}
 	}
 	t.Logf("old owner committed %d times before the takeover at offset %d", commits.Load(), frontier)
+}
+
+// --- CommitFlushes: several flushes per call ---------------------------------
+
+// packed gives cs one object key, each flush the slice after the previous
+// one's, as a node packs the flushes of one node-level flush into one
+// object. It returns the key.
+func packed(cs []meta.FlushCommit) string {
+	key := fmt.Sprintf("packed/%d", keySeq.Add(1))
+	var pos int64
+	for i := range cs {
+		cs[i].Segment.ObjectKey, cs[i].Segment.Position = key, pos
+		pos += cs[i].Segment.Size
+	}
+	return key
+}
+
+// commitAll commits cs in one call and fails unless every flush committed.
+func commitAll(t testing.TB, s meta.Store, cs []meta.FlushCommit, what string) {
+	t.Helper()
+	res, err := s.CommitFlushes(ctxFor(t), cs)
+	must(t, err, what)
+	if len(res) != len(cs) {
+		t.Fatalf("%s: %d results for %d flushes", what, len(res), len(cs))
+	}
+	for i, r := range res {
+		if r != nil {
+			t.Fatalf("%s: flush %d: %v", what, i, r)
+		}
+	}
+}
+
+// committed reports CommittedKeys for keys, failing the test on error.
+func committed(t testing.TB, s meta.Store, keys ...string) map[string]bool {
+	t.Helper()
+	got, err := s.CommittedKeys(ctxFor(t), keys)
+	must(t, err, "committed keys")
+	return got
+}
+
+// testCommitSharedObject: segments of different partitions, and
+// consecutive segments of one partition, may share an object at different
+// positions, and read back with their positions.
+func testCommitSharedObject(t *testing.T, s meta.Store) {
+	tp := createTopic(t, s, "t", 2)
+	l0 := acquire(t, s, tp.ID, 0, "n1", longTTL)
+	l1 := acquire(t, s, tp.ID, 1, "n1", longTTL)
+	cs := []meta.FlushCommit{
+		commit(tp.ID, 0, l0, 0, 5),
+		commit(tp.ID, 1, l1, 0, 3),
+		commit(tp.ID, 0, l0, 5, 2),
+	}
+	key := packed(cs)
+	commitAll(t, s, cs, "commit one object's three slices")
+	// A later, separate call may add a slice to an object already
+	// referenced (a retry that rebuilt its object the same way would not,
+	// but the store has no reason to refuse it).
+	late := commit(tp.ID, 1, l1, 3, 1)
+	late.Segment.ObjectKey, late.Segment.Position = key, 10_000
+	must(t, meta.CommitFlush(ctxFor(t), s, late), "commit another slice of the object later")
+
+	want := map[int32][]meta.Segment{0: {cs[0].Segment, cs[2].Segment}, 1: {cs[1].Segment, late.Segment}}
+	for p, ws := range want {
+		segs := checkDense(t, s, tp.ID, p)
+		if len(segs) != len(ws) {
+			t.Fatalf("partition %d: %d segments, want %d", p, len(segs), len(ws))
+		}
+		for i, sg := range segs {
+			w := ws[i]
+			if sg.ObjectKey != key || sg.Position != w.Position || sg.Size != w.Size ||
+				sg.BaseOffset != w.BaseOffset || sg.EndOffset != w.EndOffset {
+				t.Fatalf("partition %d segment %d\n got %+v\nwant %+v", p, i, sg, w)
+			}
+		}
+	}
+	sg, err := s.SegmentByTimestamp(ctxFor(t), tp.ID, 0, cs[2].Segment.MaxTimestamp)
+	must(t, err, "segment by timestamp")
+	if sg.Position != cs[2].Segment.Position || sg.ObjectKey != key {
+		t.Fatalf("SegmentByTimestamp = %+v, want position %d of %s", sg, cs[2].Segment.Position, key)
+	}
+	if !committed(t, s, key)[key] {
+		t.Fatal("shared object is not committed")
+	}
+}
+
+// testCommitFlushesMixed: in one call, a fenced flush, one at the wrong
+// offset and one to a missing partition store nothing, and the good one
+// commits anyway; each flush's result says what happened to it.
+func testCommitFlushesMixed(t *testing.T, s meta.Store) {
+	ctx := ctxFor(t)
+	tp := createTopic(t, s, "t", 3)
+	var ls [3]meta.Lease
+	for p := range int32(3) {
+		ls[p] = acquire(t, s, tp.ID, p, "n1", longTTL)
+	}
+	ghost := meta.TopicID{0xee}
+	gl := acquire(t, s, ghost, 0, "n1", longTTL)
+	var before [3]meta.Partition
+	for p := range int32(3) {
+		before[p] = partition(t, s, tp.ID, p)
+	}
+
+	// Out of partition order on purpose: results follow cs, whatever order
+	// the store works in.
+	cs := []meta.FlushCommit{
+		refused(commit(tp.ID, 2, ls[2], 7, 4)),                                           // wrong base offset
+		commit(tp.ID, 0, ls[0], 0, 5),                                                    // good
+		refused(commit(tp.ID, 1, meta.Lease{Owner: "n2", Epoch: ls[1].Epoch}, 0, 3)),     // fenced: other owner
+		refused(commit(ghost, 0, gl, 0, 1)),                                              // missing partition
+		refused(commit(tp.ID, 1, meta.Lease{Owner: "n1", Epoch: ls[1].Epoch + 1}, 0, 3)), // fenced: other epoch
+	}
+	key := packed(cs)
+	cs[1].Producers = []meta.ProducerState{{ProducerID: 5, LastUpdate: 1}}
+	res, err := s.CommitFlushes(ctx, cs)
+	must(t, err, "mixed call")
+	if len(res) != len(cs) {
+		t.Fatalf("%d results for %d flushes: %v", len(res), len(cs), res)
+	}
+	wantErr(t, res[0], meta.ErrOffsetMismatch, "flush at the wrong offset")
+	if res[1] != nil {
+		t.Fatalf("good flush: %v", res[1])
+	}
+	wantErr(t, res[2], meta.ErrFenced, "flush of another owner")
+	wantErr(t, res[3], meta.ErrNotFound, "flush to a missing partition")
+	wantErr(t, res[4], meta.ErrFenced, "flush at another epoch")
+
+	segs := checkDense(t, s, tp.ID, 0)
+	if len(segs) != 1 || segs[0].ObjectKey != key || segs[0].Position != cs[1].Segment.Position ||
+		segs[0].Size != cs[1].Segment.Size || segs[0].EndOffset != 5 {
+		t.Fatalf("good flush's segments: %+v (want position %d)", segs, cs[1].Segment.Position)
+	}
+	ps, err := s.Producers(ctx, tp.ID, 0)
+	must(t, err, "producers")
+	sameProducers(t, ps, cs[1].Producers)
+	for _, i := range []int{0, 2, 4} {
+		p := cs[i].Segment.Partition
+		nothingWrittenShared(t, s, cs[i], before[p], 0)
+	}
+	if !committed(t, s, key)[key] {
+		t.Fatal("the object the good flush is in is not committed")
+	}
+}
+
+// testCommitFlushesSamePartition: several flushes of one partition in one
+// call are checked in order, each against the state the ones before it
+// left.
+func testCommitFlushesSamePartition(t *testing.T, s meta.Store) {
+	tp := createTopic(t, s, "t", 2)
+	l0 := acquire(t, s, tp.ID, 0, "n1", longTTL)
+	l1 := acquire(t, s, tp.ID, 1, "n1", longTTL)
+	// Interleaved partitions: each partition's flushes keep their order.
+	cs := []meta.FlushCommit{
+		commit(tp.ID, 1, l1, 0, 2),
+		commit(tp.ID, 0, l0, 0, 5),
+		commit(tp.ID, 1, l1, 2, 2),
+		commit(tp.ID, 0, l0, 5, 3),
+		commit(tp.ID, 1, l1, 4, 1),
+	}
+	packed(cs)
+	commitAll(t, s, cs, "consecutive flushes in one call")
+	if segs := checkDense(t, s, tp.ID, 0); len(segs) != 2 || segs[1].EndOffset != 8 {
+		t.Fatalf("partition 0: %+v", segs)
+	}
+	if segs := checkDense(t, s, tp.ID, 1); len(segs) != 3 || segs[2].EndOffset != 5 {
+		t.Fatalf("partition 1: %+v", segs)
+	}
+
+	// A flush that does not follow the one before it fails alone, and the
+	// next one is checked against what the call has committed so far.
+	before := partition(t, s, tp.ID, 0)
+	cs = []meta.FlushCommit{
+		commit(tp.ID, 0, l0, 8, 2),           // [8, 10)
+		refused(commit(tp.ID, 0, l0, 11, 2)), // a gap after 10
+		commit(tp.ID, 0, l0, 10, 3),          // [10, 13) follows the first
+		refused(commit(tp.ID, 0, l0, 10, 1)), // overlaps the third
+	}
+	packed(cs)
+	res, err := s.CommitFlushes(ctxFor(t), cs)
+	must(t, err, "call with a gap")
+	if len(res) != 4 || res[0] != nil || res[2] != nil {
+		t.Fatalf("results %v, want nil, mismatch, nil, mismatch", res)
+	}
+	wantErr(t, res[1], meta.ErrOffsetMismatch, "flush after a gap")
+	wantErr(t, res[3], meta.ErrOffsetMismatch, "overlapping flush")
+	segs := checkDense(t, s, tp.ID, 0)
+	if pt := partition(t, s, tp.ID, 0); pt.NextOffset != 13 || pt.Bytes != before.Bytes+500 || len(segs) != 4 {
+		t.Fatalf("after the call with a gap: %+v, %d segments", pt, len(segs))
+	}
+	ps, err := s.Producers(ctxFor(t), tp.ID, 0)
+	must(t, err, "producers")
+	if len(ps) != 0 {
+		t.Fatalf("refused flushes saved producers: %+v", ps)
+	}
+}
+
+// testCommitFlushesAllOrNothing: a flush whose slice of its object is
+// already committed, or named twice in one call, fails the whole call,
+// and none of its flushes is stored, not even those that passed their
+// checks before it.
+func testCommitFlushesAllOrNothing(t *testing.T, s meta.Store) {
+	ctx := ctxFor(t)
+	tp := createTopic(t, s, "t", 3)
+	var ls [3]meta.Lease
+	for p := range int32(3) {
+		ls[p] = acquire(t, s, tp.ID, p, "n1", longTTL)
+	}
+	first := commit(tp.ID, 2, ls[2], 0, 1)
+	must(t, meta.CommitFlush(ctx, s, first), "first commit")
+	var before [3]meta.Partition
+	for p := range int32(3) {
+		before[p] = partition(t, s, tp.ID, p)
+	}
+	segsBefore := [3]int{0, 0, 1}
+	check := func(what string, cs []meta.FlushCommit) {
+		t.Helper()
+		res, err := s.CommitFlushes(ctx, cs)
+		if err == nil {
+			t.Fatalf("%s: call succeeded with results %v", what, res)
+		}
+		for _, c := range cs {
+			p := c.Segment.Partition
+			nothingWrittenShared(t, s, c, before[p], segsBefore[p])
+		}
+	}
+
+	// The last flush reuses the committed slice: the ones before it, in
+	// other partitions and in its own, passed their checks and were
+	// applied, and must be undone.
+	cs := []meta.FlushCommit{
+		refused(commit(tp.ID, 0, ls[0], 0, 5)),
+		refused(commit(tp.ID, 1, ls[1], 0, 5)),
+		refused(commit(tp.ID, 2, ls[2], 1, 5)),
+		refused(commit(tp.ID, 2, ls[2], 6, 5)),
+	}
+	packed(cs)
+	cs[3].Segment.ObjectKey, cs[3].Segment.Position = first.Segment.ObjectKey, first.Segment.Position
+	check("reusing a committed slice", cs)
+
+	// Two flushes of the call name the same slice.
+	cs = []meta.FlushCommit{
+		refused(commit(tp.ID, 0, ls[0], 0, 5)),
+		refused(commit(tp.ID, 1, ls[1], 0, 5)),
+	}
+	packed(cs)
+	cs[1].Segment.Position = cs[0].Segment.Position
+	check("one slice twice in a call", cs)
+
+	// The call can be made again, right, and commits.
+	cs = []meta.FlushCommit{commit(tp.ID, 0, ls[0], 0, 5), commit(tp.ID, 1, ls[1], 0, 5)}
+	packed(cs)
+	commitAll(t, s, cs, "the call made right")
+}
+
+// testCommitFlushesConcurrent has two writers (both holding every lease, a
+// bug the store must survive) commit calls over overlapping sets of
+// partitions at once, in opposite orders, while the owner renews all its
+// leases: calls that name rows in different orders must not deadlock, and
+// each partition ends up one dense log. The sets rotate, so calls do not
+// all start with the same partition (which would serialize them).
+func testCommitFlushesConcurrent(t *testing.T, s meta.Store) {
+	ctx := ctxFor(t)
+	const parts, span, rounds = 12, 6, 40 // 12: "10" and "11" sort before "2" as text
+	tp := createTopic(t, s, "t", parts)
+	ls := make([]meta.Lease, parts)
+	for p := range int32(parts) {
+		ls[p] = acquire(t, s, tp.ID, p, "n1", longTTL)
+	}
+	var (
+		wg        sync.WaitGroup
+		committed atomic.Int64
+	)
+	stop := make(chan struct{})
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := s.RenewLeases(ctx, "n1", longTTL); err != nil {
+				t.Errorf("renew leases: %v", err)
+				return
+			}
+		}
+	})
+	var writers sync.WaitGroup
+	for w := range 2 {
+		writers.Go(func() {
+			for r := range int32(rounds) {
+				cs := make([]meta.FlushCommit, 0, span)
+				for i := range int32(span) {
+					p := (r*5 + int32(w)*3 + i) % parts
+					if w == 1 {
+						p = (r*5 + int32(w)*3 + span - 1 - i) % parts
+					}
+					pt, err := s.Partition(ctx, tp.ID, p)
+					if err != nil {
+						t.Errorf("partition: %v", err)
+						return
+					}
+					cs = append(cs, commit(tp.ID, p, ls[p], pt.NextOffset, 1+int64(w)))
+				}
+				packed(cs)
+				res, err := s.CommitFlushes(ctx, cs)
+				if err != nil {
+					t.Errorf("writer %d: %v", w, err)
+					return
+				}
+				for i, r := range res {
+					switch {
+					case r == nil:
+						committed.Add(1)
+					case !errors.Is(r, meta.ErrOffsetMismatch):
+						t.Errorf("writer %d flush %d: %v", w, i, r)
+					}
+				}
+			}
+		})
+	}
+	writers.Wait()
+	close(stop)
+	wg.Wait()
+	var segs int64
+	for p := range int32(parts) {
+		segs += int64(len(checkDense(t, s, tp.ID, p)))
+	}
+	if segs != committed.Load() {
+		t.Fatalf("%d segments for %d committed flushes", segs, committed.Load())
+	}
+	t.Logf("%d of %d flushes committed", committed.Load(), 2*rounds*span)
 }
 
 // --- reading segments -------------------------------------------------------
@@ -1086,7 +1483,7 @@ func threeSegments(t testing.TB, s meta.Store) (meta.Topic, []meta.FlushCommit) 
 		c := commit(tp.ID, 0, l, int64(i)*10, 10)
 		c.Segment.MaxTimestamp = ts
 		c.Segment.Size = int64(i+1) * 100
-		must(t, s.CommitFlush(ctxFor(t), c), "commit")
+		must(t, meta.CommitFlush(ctxFor(t), s, c), "commit")
 		cs = append(cs, c)
 	}
 	return tp, cs
@@ -1184,7 +1581,7 @@ func testAdvanceLogStart(t *testing.T, s meta.Store) {
 	// The log continues after the start.
 	l, err := s.AcquireLease(ctx, meta.PartitionResource(tp.ID, 0), "n1", longTTL)
 	must(t, err, "lease")
-	must(t, s.CommitFlush(ctx, commit(tp.ID, 0, l, 30, 5)), "commit after truncation")
+	must(t, meta.CommitFlush(ctx, s, commit(tp.ID, 0, l, 30, 5)), "commit after truncation")
 	checkDense(t, s, tp.ID, 0)
 
 	_, _, err = s.AdvanceLogStart(ctx, tp.ID, 1, 0)
@@ -1229,6 +1626,78 @@ func testCommittedKeys(t *testing.T, s meta.Store) {
 	}
 }
 
+// testSharedObjectDeletion: deleting segments returns an object's key only
+// once no segment references it, and then exactly once.
+func testSharedObjectDeletion(t *testing.T, s meta.Store) {
+	ctx := ctxFor(t)
+	a := createTopic(t, s, "a", 1)
+	b := createTopic(t, s, "b", 1)
+	la := acquire(t, s, a.ID, 0, "n1", longTTL)
+	lb := acquire(t, s, b.ID, 0, "n1", longTTL)
+
+	// shared holds a/0 [0, 5), b/0 [0, 3) and a/0 [5, 10).
+	cs := []meta.FlushCommit{commit(a.ID, 0, la, 0, 5), commit(b.ID, 0, lb, 0, 3), commit(a.ID, 0, la, 5, 5)}
+	shared := packed(cs)
+	commitAll(t, s, cs, "commit the shared object")
+	// own holds only a/0 [10, 12) and [12, 14).
+	cs = []meta.FlushCommit{commit(a.ID, 0, la, 10, 2), commit(a.ID, 0, la, 12, 2)}
+	own := packed(cs)
+	commitAll(t, s, cs, "commit a's own object")
+	// last holds a/0 [14, 15), which stays.
+	commitAll(t, s, []meta.FlushCommit{commit(a.ID, 0, la, 14, 1)}, "commit a's last segment")
+
+	keysAre := func(what string, got []string, want ...string) {
+		t.Helper()
+		sort.Strings(got)
+		sort.Strings(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s returned keys %q, want %q", what, got, want)
+		}
+	}
+	if got := committed(t, s, shared, own); !got[shared] || !got[own] {
+		t.Fatalf("CommittedKeys before any deletion: %v", got)
+	}
+
+	// Dropping all of a's segments in both objects frees own (once, though
+	// two segments were in it) but not shared, which b still uses.
+	start, keys, err := s.AdvanceLogStart(ctx, a.ID, 0, 14)
+	must(t, err, "advance a")
+	if start != 14 {
+		t.Fatalf("log start %d, want 14", start)
+	}
+	keysAre("AdvanceLogStart past a's segments", keys, own)
+	if got := committed(t, s, shared, own); !got[shared] || got[own] {
+		t.Fatalf("CommittedKeys after advancing a: %v", got)
+	}
+	if segs := checkDense(t, s, a.ID, 0); len(segs) != 1 || segs[0].BaseOffset != 14 {
+		t.Fatalf("a's segments after advancing: %+v", segs)
+	}
+
+	// Deleting b drops the last segment in shared: its key, once.
+	keys, err = s.DeleteTopic(ctx, "b")
+	must(t, err, "delete b")
+	keysAre("DeleteTopic(b)", keys, shared)
+	if got := committed(t, s, shared, own); got[shared] || got[own] {
+		t.Fatalf("CommittedKeys after deleting b: %v", got)
+	}
+
+	// A topic whose segments share one object with each other only.
+	c := createTopic(t, s, "c", 2)
+	lc0 := acquire(t, s, c.ID, 0, "n1", longTTL)
+	lc1 := acquire(t, s, c.ID, 1, "n1", longTTL)
+	cs = []meta.FlushCommit{commit(c.ID, 0, lc0, 0, 1), commit(c.ID, 1, lc1, 0, 1), commit(c.ID, 0, lc0, 1, 1)}
+	cKey := packed(cs)
+	commitAll(t, s, cs, "commit c")
+	keys, err = s.DeleteTopic(ctx, "c")
+	must(t, err, "delete c")
+	keysAre("DeleteTopic(c)", keys, cKey)
+
+	// Nothing freed, nothing returned.
+	_, keys, err = s.AdvanceLogStart(ctx, a.ID, 0, 14)
+	must(t, err, "advance a again")
+	keysAre("AdvanceLogStart dropping nothing", keys)
+}
+
 // --- producers --------------------------------------------------------------
 
 func testProducers(t *testing.T, s meta.Store) {
@@ -1240,7 +1709,7 @@ func testProducers(t *testing.T, s meta.Store) {
 	p2 := meta.ProducerState{ProducerID: 2, ProducerEpoch: 5, LastUpdate: 101}
 	c := commit(tp.ID, 0, l, 0, 10)
 	c.Producers = []meta.ProducerState{p2, p1}
-	must(t, s.CommitFlush(ctx, c), "commit")
+	must(t, meta.CommitFlush(ctx, s, c), "commit")
 
 	// A later commit replaces the producers it names and leaves the others.
 	p1b := p1
@@ -1252,7 +1721,7 @@ func testProducers(t *testing.T, s meta.Store) {
 	c = commit(tp.ID, 0, l, 10, 5)
 	// Named twice: the last state wins.
 	c.Producers = []meta.ProducerState{stale, p1b}
-	must(t, s.CommitFlush(ctx, c), "second commit")
+	must(t, meta.CommitFlush(ctx, s, c), "second commit")
 
 	ps, err := s.Producers(ctx, tp.ID, 0)
 	must(t, err, "producers")
@@ -1262,7 +1731,7 @@ func testProducers(t *testing.T, s meta.Store) {
 	p2b := meta.ProducerState{ProducerID: 2, ProducerEpoch: 6, LastUpdate: 300}
 	c = commit(tp.ID, 0, l, 15, 1)
 	c.Producers = []meta.ProducerState{p2b}
-	must(t, s.CommitFlush(ctx, c), "third commit")
+	must(t, meta.CommitFlush(ctx, s, c), "third commit")
 	ps, err = s.Producers(ctx, tp.ID, 0)
 	must(t, err, "producers")
 	sameProducers(t, ps, []meta.ProducerState{p1b, p2b})

@@ -42,9 +42,10 @@ const defaultMaxConns = 16
 // uniqueViolation is PostgreSQL's SQLSTATE for a unique constraint failure.
 const uniqueViolation = "23505"
 
-// objectKeyConstraint is the name migration 0001 gives the unique
-// constraint on segments.object_key, so a reused key can be reported as such.
-const objectKeyConstraint = "segments_object_key_key"
+// objectSliceConstraint is the name migration 0002 gives the unique
+// constraint on segments (object_key, object_pos), so a reused slice of an
+// object can be reported as such.
+const objectSliceConstraint = "segments_object_key_pos_key"
 
 const qCreateMigrationsTable = `
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -99,24 +100,26 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgmeta: connect: %w", err)
 	}
-	if err := migrate(ctx, pool); err != nil {
+	ms, err := metasql.LoadMigrations(migrationFS, "migrations")
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pgmeta: %w", err)
+	}
+	if err := migrate(ctx, pool, ms); err != nil {
 		pool.Close()
 		return nil, err
 	}
 	return &Store{pool: pool}, nil
 }
 
-// migrate applies the embedded migrations that schema_migrations does not
-// list, all in one transaction: a node either sees the old schema or the
-// whole new one. The advisory lock is taken first, before even creating
-// schema_migrations, because concurrent CREATE TABLE IF NOT EXISTS can
-// itself fail on a fresh database.
-func migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	ms, err := metasql.LoadMigrations(migrationFS, "migrations")
-	if err != nil {
-		return fmt.Errorf("pgmeta: %w", err)
-	}
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+// migrate applies the migrations of ms (Open passes every embedded one;
+// tests pass a prefix to build an old schema) that schema_migrations does
+// not list, all in one transaction: a node either sees the old schema or
+// the whole new one. The advisory lock is taken first, before even
+// creating schema_migrations, because concurrent CREATE TABLE IF NOT EXISTS
+// can itself fail on a fresh database.
+func migrate(ctx context.Context, pool *pgxpool.Pool, ms []metasql.Migration) error {
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLockKey); err != nil {
 			return fmt.Errorf("take migration lock: %w", err)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/morax-dev/morax/persistence/meta"
 	"github.com/morax-dev/morax/persistence/meta/metatest"
 	"github.com/morax-dev/morax/persistence/meta/pgmeta"
+	"github.com/morax-dev/morax/persistence/segment"
 )
 
 func open(t testing.TB) meta.Store {
@@ -213,22 +213,21 @@ func TestCommitHoldsLeaseAgainstTakeover(t *testing.T) {
 	}
 
 	var (
-		order             atomic.Int32
-		commitAt, acqAt   int32
+		commitAt, acqAt   time.Time
 		commitErr, acqErr error
 		l2                meta.Lease
 		wg                sync.WaitGroup
 	)
 	wg.Go(func() {
-		commitErr = s.CommitFlush(ctx, meta.FlushCommit{LeaseEpoch: l1.Epoch, Owner: "n1", Segment: meta.Segment{
+		commitErr = meta.CommitFlush(ctx, s, meta.FlushCommit{LeaseEpoch: l1.Epoch, Owner: "n1", Segment: meta.Segment{
 			TopicID: tp.ID, BaseOffset: 0, EndOffset: 5, ObjectKey: "n1-0", Size: 1}})
-		commitAt = order.Add(1)
+		commitAt = time.Now()
 	})
 	waitFor(1) // the commit is parked on the partition row
 	time.Sleep(time.Until(acquired.Add(ttl + 200*time.Millisecond)))
 	wg.Go(func() {
 		l2, acqErr = s.AcquireLease(ctx, res, "n2", time.Minute)
-		acqAt = order.Add(1)
+		acqAt = time.Now()
 	})
 	waitFor(2) // the takeover is parked on the lease row (or already done)
 	time.Sleep(100 * time.Millisecond)
@@ -243,13 +242,149 @@ func TestCommitHoldsLeaseAgainstTakeover(t *testing.T) {
 	if l2.Epoch != l1.Epoch+1 {
 		t.Fatalf("takeover epoch %d after %d", l2.Epoch, l1.Epoch)
 	}
+	// A takeover that did not wait for the commit would have finished
+	// before the blocker let the commit go, at least the 100 ms slept
+	// above earlier than the commit; a few milliseconds either way are
+	// only the two goroutines waking in either order.
 	switch {
-	case commitErr == nil && acqAt < commitAt:
-		t.Fatal("the old owner's commit succeeded after another node took the lease over")
+	case commitErr == nil && acqAt.Before(commitAt.Add(-50*time.Millisecond)):
+		t.Fatalf("the old owner's commit succeeded %v after another node took the lease over", commitAt.Sub(acqAt))
 	case commitErr != nil && !errors.Is(commitErr, meta.ErrFenced):
 		t.Fatalf("commit: %v", commitErr)
 	}
-	t.Logf("commit finished %d (err %v), takeover finished %d", commitAt, commitErr, acqAt)
+	t.Logf("commit finished %v after the takeover (err %v)", commitAt.Sub(acqAt), commitErr)
+}
+
+// execModes are every way pgx can send a batch; WithPoolConfig lets an
+// operator pick one (a transaction pooler needs one without prepared
+// statements), and CommitFlushes' atomicity must hold in each.
+var execModes = map[string]pgx.QueryExecMode{
+	"cache statement": pgx.QueryExecModeCacheStatement,
+	"cache describe":  pgx.QueryExecModeCacheDescribe,
+	"describe exec":   pgx.QueryExecModeDescribeExec,
+	"exec":            pgx.QueryExecModeExec,
+	"simple protocol": pgx.QueryExecModeSimpleProtocol,
+}
+
+// TestBatchIsOneTransaction checks what CommitFlushes relies on, against
+// the real server: pgx runs a batch's statements in one implicit
+// transaction, so when a later statement fails, an earlier one's effects
+// are rolled back; and when none fails, all of them are committed.
+func TestBatchIsOneTransaction(t *testing.T) {
+	ctx := context.Background()
+	url := itest.PostgresURL(t)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE kv (k text PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	for name, mode := range execModes {
+		cfg, err := pgx.ParseConfig(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.DefaultQueryExecMode = mode
+		c, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := func(keys ...string) error {
+			b := &pgx.Batch{}
+			for _, k := range keys {
+				b.Queue(`INSERT INTO kv (k) VALUES ($1)`, k)
+			}
+			return c.SendBatch(ctx, b).Close()
+		}
+		stored := func(k string) bool {
+			var n int
+			if err := conn.QueryRow(ctx, `SELECT count(*) FROM kv WHERE k = $1`, k).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n == 1
+		}
+		// The third insert repeats the first: a unique violation, after
+		// two inserts that succeeded.
+		first, second := name+"/a", name+"/b"
+		if err := run(first, second, first); err == nil {
+			t.Fatalf("%s: batch with a duplicate key succeeded", name)
+		}
+		if stored(first) || stored(second) {
+			t.Fatalf("%s: a failed batch left the earlier statements' rows", name)
+		}
+		if err := run(first, second); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !stored(first) || !stored(second) {
+			t.Fatalf("%s: a successful batch did not commit", name)
+		}
+		c.Close(ctx)
+	}
+}
+
+// TestCommitFlushesExecModes runs the store's batched commit in every
+// QueryExecMode: per-flush results come back right, and a call that fails
+// stores none of its flushes.
+func TestCommitFlushesExecModes(t *testing.T) {
+	for name, mode := range execModes {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			s, err := pgmeta.Open(ctx, itest.PostgresURL(t), pgmeta.WithPoolConfig(func(c *pgxpool.Config) {
+				c.ConnConfig.DefaultQueryExecMode = mode
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			tp, err := s.CreateTopic(ctx, meta.Topic{Name: "t", Kind: meta.KindKafka, Partitions: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Topic config is JSON, which some modes would send as bytea.
+			if err := s.SetTopicConfig(ctx, "t", map[string]string{"retention.ms": "1"}); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.Topic(ctx, "t"); err != nil || got.Config["retention.ms"] != "1" {
+				t.Fatalf("topic after setting its config: %+v, %v", got, err)
+			}
+			var ls [2]meta.Lease
+			for p := range int32(2) {
+				if ls[p], err = s.AcquireLease(ctx, meta.PartitionResource(tp.ID, p), "n1", time.Minute); err != nil {
+					t.Fatal(err)
+				}
+			}
+			flush := func(p int32, owner string, base, pos int64) meta.FlushCommit {
+				return meta.FlushCommit{LeaseEpoch: ls[p].Epoch, Owner: owner, Segment: meta.Segment{
+					TopicID: tp.ID, Partition: p, BaseOffset: base, EndOffset: base + 2, ObjectKey: "obj", Position: pos, Size: 10,
+					Index: []segment.IndexEntry{{Offset: base, Position: 0}}},
+					Producers: []meta.ProducerState{{ProducerID: 1, Batches: []meta.ProducerBatch{{LastSeq: 1}}}}}
+			}
+			// Partition 1's flush comes first, and partition 0's two
+			// flushes are consecutive.
+			res, err := s.CommitFlushes(ctx, []meta.FlushCommit{
+				flush(1, "n2", 0, 0), flush(0, "n1", 0, 10), flush(0, "n1", 2, 20), flush(0, "n1", 9, 30)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res) != 4 || !errors.Is(res[0], meta.ErrFenced) || res[1] != nil || res[2] != nil ||
+				!errors.Is(res[3], meta.ErrOffsetMismatch) {
+				t.Fatalf("results %v, want fenced, nil, nil, mismatch", res)
+			}
+			segs, err := s.Segments(ctx, tp.ID, 0, 0, 0)
+			if err != nil || len(segs) != 2 || segs[0].Position != 10 || segs[1].Position != 20 {
+				t.Fatalf("segments %+v, %v", segs, err)
+			}
+			// Partition 1's flush is fine, partition 0's reuses a slice.
+			if _, err := s.CommitFlushes(ctx, []meta.FlushCommit{flush(1, "n1", 0, 40), flush(0, "n1", 4, 20)}); err == nil {
+				t.Fatal("reusing a slice succeeded")
+			}
+			if p, err := s.Partition(ctx, tp.ID, 1); err != nil || p.NextOffset != 0 {
+				t.Fatalf("a failed call stored a flush: %+v, %v", p, err)
+			}
+		})
+	}
 }
 
 func BenchmarkCommitFlush(b *testing.B) {

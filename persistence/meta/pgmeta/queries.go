@@ -34,7 +34,13 @@ LIMIT $3`
 
 	qLockTopic = `SELECT id, partitions FROM topics WHERE name = $1 FOR UPDATE`
 
-	qDeleteLeases     = `DELETE FROM leases WHERE resource = ANY($1::text[])`
+	// qDeleteLeases locks the leases in resource order before deleting
+	// them, the order CommitFlushes locks them in, so a delete racing a
+	// commit of several partitions waits for it instead of deadlocking.
+	qDeleteLeases = `
+DELETE FROM leases WHERE resource IN (
+	SELECT resource FROM leases WHERE resource = ANY($1::text[])
+	ORDER BY resource FOR UPDATE)`
 	qDeleteSegments   = `DELETE FROM segments WHERE topic_id = $1 RETURNING object_key`
 	qDeleteTopic      = `DELETE FROM topics WHERE id = $1`
 	qDeleteTopicOffs  = `DELETE FROM group_offsets WHERE topic = $1`
@@ -49,8 +55,9 @@ SELECT next_offset, log_start_offset, bytes FROM partitions
 WHERE topic_id = $1 AND partition = $2`
 )
 
-// qCommitFlush is the whole flush commit as one statement, so it costs one
-// round trip and is its own transaction.
+// qCommitFlush is the whole commit of one flush as one statement: alone it
+// costs one round trip and is its own transaction; CommitFlushes sends one
+// per flush in a batch, which is still one round trip and one transaction.
 //
 //   - lease locks the lease row FOR UPDATE if (and only if) it is still the
 //     writer's at its epoch and unexpired by the database clock. The lock is
@@ -63,8 +70,9 @@ WHERE topic_id = $1 AND partition = $2`
 //     re-evaluates its WHERE against the new row and updates nothing.
 //   - seg and prod run only if part updated its row.
 //   - The final SELECT reports which check failed. Its subqueries see the
-//     snapshot from before the statement, which is only used for the error
-//     message.
+//     snapshot from before the statement (including what earlier
+//     statements of the same transaction did), which is only used for the
+//     error message.
 const qCommitFlush = `
 WITH lease AS MATERIALIZED (
 	SELECT 1 FROM leases
@@ -76,9 +84,9 @@ WITH lease AS MATERIALIZED (
 	  AND EXISTS (SELECT 1 FROM lease)
 	RETURNING 1
 ), seg AS (
-	INSERT INTO segments (topic_id, partition, base_offset, end_offset, object_key,
+	INSERT INTO segments (topic_id, partition, base_offset, end_offset, object_key, object_pos,
 	                      size, epoch, max_timestamp, offset_index, created_at)
-	SELECT $4::uuid, $5::integer, $6::bigint, $7::bigint, $8::text, $9::bigint, $3::bigint,
+	SELECT $4::uuid, $5::integer, $6::bigint, $7::bigint, $8::text, $17::bigint, $9::bigint, $3::bigint,
 	       $10::bigint, $11::bytea, COALESCE($12::timestamptz, now())
 	FROM part
 ), prod AS (
@@ -96,7 +104,7 @@ SELECT EXISTS (SELECT 1 FROM lease),
        EXISTS (SELECT 1 FROM part),
        (SELECT next_offset FROM partitions WHERE topic_id = $4 AND partition = $5)`
 
-const segmentColumns = `base_offset, end_offset, object_key, size, epoch, max_timestamp, offset_index, created_at`
+const segmentColumns = `base_offset, end_offset, object_key, object_pos, size, epoch, max_timestamp, offset_index, created_at`
 
 const (
 	// qSegments orders by end_offset, which for the contiguous segments of a
@@ -136,7 +144,20 @@ WITH d AS (
 )
 SELECT object_key FROM d ORDER BY base_offset`
 
-	qCommittedKeys = `SELECT object_key FROM segments WHERE object_key = ANY($1::text[])`
+	// qCommittedKeys probes the (object_key, object_pos) index once per key
+	// and answers each key at most once, however many segments share it.
+	qCommittedKeys = `
+SELECT k FROM unnest($1::text[]) AS k
+WHERE EXISTS (SELECT 1 FROM segments WHERE object_key = k)`
+
+	// qUnreferencedKeys keeps the keys of $1 that no segment references,
+	// in the order given. It must run as its own statement after the
+	// deletion that freed them: in the same statement (a CTE) it would see
+	// the deleted rows still there.
+	qUnreferencedKeys = `
+SELECT k FROM unnest($1::text[]) WITH ORDINALITY AS u (k, i)
+WHERE NOT EXISTS (SELECT 1 FROM segments WHERE object_key = u.k)
+ORDER BY i`
 
 	qProducers = `
 SELECT producer_id, producer_epoch, batches, last_update FROM producers
@@ -170,9 +191,16 @@ UPDATE leases SET expires_at = now() + $4::bigint * interval '1 microsecond'
 WHERE resource = $1 AND owner = $2 AND epoch = $3 AND expires_at > now()
 RETURNING owner, epoch, expires_at`
 
+	// qRenewLeases locks the rows in resource order before updating them,
+	// the order CommitFlushes locks leases in: a renewal and a commit of
+	// several of the owner's partitions then never wait for each other in
+	// a cycle (a plain UPDATE would lock in whatever order it scans).
 	qRenewLeases = `
 UPDATE leases SET expires_at = now() + $2::bigint * interval '1 microsecond'
-WHERE owner = $1 AND expires_at > now()
+WHERE resource IN (
+	SELECT resource FROM leases WHERE owner = $1 AND expires_at > now()
+	ORDER BY resource FOR UPDATE)
+  AND owner = $1 AND expires_at > now()
 RETURNING resource, owner, epoch, expires_at`
 
 	qReleaseStaleLeases = `

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,8 +35,11 @@ func (s *Store) CreateTopic(ctx context.Context, t meta.Topic) (meta.Topic, erro
 	if err != nil {
 		return meta.Topic{}, fmt.Errorf("create topic %s: %w", t.Name, err)
 	}
+	// The config travels as text: as []byte, the exec and simple protocol
+	// modes (see WithPoolConfig) would send it as bytea, which ::jsonb
+	// rejects.
 	err = s.pool.QueryRow(ctx, qCreateTopic,
-		pgID(t.ID), t.Name, string(t.Kind), t.Partitions, cfg, nullTime(t.CreatedAt),
+		pgID(t.ID), t.Name, string(t.Kind), t.Partitions, string(cfg), nullTime(t.CreatedAt),
 	).Scan(&t.CreatedAt)
 	if isUnique(err, "") {
 		// The name (or a caller-chosen id) is taken.
@@ -126,9 +131,10 @@ func lockTopic(ctx context.Context, tx pgx.Tx, name string) (meta.TopicID, int32
 	return meta.TopicID(id.Bytes), parts, err
 }
 
-// DeleteTopic implements meta.Store. The leases go first: CommitFlush locks
-// a lease row before its partition row, and taking them in the same order
-// here means a delete racing a commit waits for it instead of deadlocking.
+// DeleteTopic implements meta.Store. The leases go first: CommitFlushes
+// locks a lease row before its partition row, and taking them in the same
+// order here means a delete racing a commit waits for it instead of
+// deadlocking.
 func (s *Store) DeleteTopic(ctx context.Context, name string) ([]string, error) {
 	var keys []string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -149,6 +155,9 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) ([]string, error) 
 		}
 		if keys, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 			return fmt.Errorf("delete segments: %w", err)
+		}
+		if keys, err = unreferenced(ctx, tx, keys); err != nil {
+			return err
 		}
 		// Partitions and producer state go by ON DELETE CASCADE.
 		if _, err := tx.Exec(ctx, qDeleteTopic, pgID(id)); err != nil {
@@ -171,7 +180,7 @@ func (s *Store) SetTopicConfig(ctx context.Context, name string, config map[stri
 	if err != nil {
 		return fmt.Errorf("set config of topic %s: %w", name, err)
 	}
-	tag, err := s.pool.Exec(ctx, qSetTopicConfig, name, cfg)
+	tag, err := s.pool.Exec(ctx, qSetTopicConfig, name, string(cfg)) // text, as in CreateTopic
 	if err != nil {
 		return fmt.Errorf("set config of topic %s: %w", name, err)
 	}
@@ -221,15 +230,79 @@ func (s *Store) Partition(ctx context.Context, id meta.TopicID, partition int32)
 
 // --- the write path ---------------------------------------------------------
 
-// CommitFlush implements meta.Store with the single statement qCommitFlush.
-func (s *Store) CommitFlush(ctx context.Context, c meta.FlushCommit) error {
-	if err := metasql.ValidateCommit(c); err != nil {
-		return err
+// CommitFlushes implements meta.Store.
+//
+// Each flush is one qCommitFlush statement, which checks and applies it or
+// stores nothing and says why. A single flush is sent alone, as its own
+// transaction. Several are sent as one pgx batch: pgx pipelines the
+// batch's statements behind a single Sync message, and PostgreSQL runs
+// everything before a Sync as one implicit transaction, committed at the
+// Sync only if no statement failed and rolled back whole otherwise. So a
+// call costs one round trip and one commit (one WAL flush) whatever its
+// size, a failed check still stores nothing for its flush alone (the
+// statement succeeds, having written nothing), and any statement error (a
+// reused object slice, a lost connection) leaves nothing behind.
+//
+// The statements run in the order of their leases' resources, not in the
+// order of cs: each locks its lease and partition rows until commit, and
+// taking them in one global order keeps two calls sharing partitions (and
+// RenewLeases, which takes the same order) from deadlocking. Sorting is
+// stable, so flushes of one partition keep their order, and flushes of
+// different partitions never affect each other's checks.
+func (s *Store) CommitFlushes(ctx context.Context, cs []meta.FlushCommit) ([]error, error) {
+	if err := metasql.ValidateCommits(cs); err != nil {
+		return nil, err
 	}
+	resources := make([]string, len(cs))
+	args := make([][]any, len(cs))
+	for i, c := range cs {
+		resources[i] = meta.PartitionResource(c.Segment.TopicID, c.Segment.Partition)
+		a, err := commitArgs(resources[i], c)
+		if err != nil {
+			return nil, err
+		}
+		args[i] = a
+	}
+	results := make([]error, len(cs))
+	var o commitOutcome
+	if len(cs) == 1 {
+		if err := s.pool.QueryRow(ctx, qCommitFlush, args[0]...).Scan(&o.leaseOK, &o.advanced, &o.next); err != nil {
+			return nil, flushFailed(cs, 0, err)
+		}
+		results[0] = o.result(cs[0])
+		return results, nil
+	}
+	order := make([]int, len(cs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(resources[a], resources[b]) })
+	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(cs))}
+	for _, i := range order {
+		b.Queue(qCommitFlush, args[i]...)
+	}
+	br := s.pool.SendBatch(ctx, b)
+	for _, i := range order {
+		if err := br.QueryRow().Scan(&o.leaseOK, &o.advanced, &o.next); err != nil {
+			_ = br.Close() // reports err again; it also returns the connection
+			return nil, flushFailed(cs, i, err)
+		}
+		results[i] = o.result(cs[i])
+	}
+	// The results so far were read before the Sync: only a clean Close
+	// (the commit's ReadyForQuery) means they are durable.
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("commit %d flushes: %w", len(cs), err)
+	}
+	return results, nil
+}
+
+// commitArgs are qCommitFlush's arguments for c.
+func commitArgs(resource string, c meta.FlushCommit) ([]any, error) {
 	seg := c.Segment
 	idx, err := metasql.EncodeIndex(seg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ps := metasql.DedupeProducers(c.Producers)
 	ids := make([]int64, len(ps))
@@ -239,32 +312,49 @@ func (s *Store) CommitFlush(ctx context.Context, c meta.FlushCommit) error {
 	for i, p := range ps {
 		ids[i], epochs[i], batches[i], updated[i] = p.ProducerID, p.ProducerEpoch, metasql.EncodeBatches(p.Batches), p.LastUpdate
 	}
-	var (
-		leaseOK, advanced bool
-		next              *int64
-	)
-	err = s.pool.QueryRow(ctx, qCommitFlush,
-		meta.PartitionResource(seg.TopicID, seg.Partition), c.Owner, c.LeaseEpoch,
+	return []any{
+		resource, c.Owner, c.LeaseEpoch,
 		pgID(seg.TopicID), seg.Partition, seg.BaseOffset, seg.EndOffset,
 		seg.ObjectKey, seg.Size, seg.MaxTimestamp, idx, nullTime(seg.CreatedAt),
-		ids, epochs, batches, updated,
-	).Scan(&leaseOK, &advanced, &next)
+		ids, epochs, batches, updated, seg.Position,
+	}, nil
+}
+
+// commitOutcome is what qCommitFlush reports about one flush.
+type commitOutcome struct {
+	leaseOK, advanced bool
+	next              *int64 // nil when the partition does not exist
+}
+
+// result is the flush's entry in CommitFlushes' results.
+func (o commitOutcome) result(c meta.FlushCommit) error {
 	switch {
-	case isUnique(err, objectKeyConstraint):
-		return commitErr(c, fmt.Errorf("object key %s is already committed: %w", seg.ObjectKey, err))
-	case err != nil:
-		return commitErr(c, err)
-	case !leaseOK:
+	case !o.leaseOK:
 		return commitErr(c, meta.ErrFenced)
-	case next == nil:
+	case o.next == nil:
 		return commitErr(c, fmt.Errorf("partition: %w", meta.ErrNotFound))
-	case !advanced:
-		return commitErr(c, fmt.Errorf("partition next offset is %d: %w", *next, meta.ErrOffsetMismatch))
+	case !o.advanced:
+		return commitErr(c, fmt.Errorf("partition next offset is %d: %w", *o.next, meta.ErrOffsetMismatch))
 	}
 	return nil
 }
 
-// commitErr gives a CommitFlush error its context. It is built only on
+// flushFailed is the error of a CommitFlushes call whose statement for
+// cs[i] failed. A reused object slice is named, since it is a broker bug
+// rather than a database problem; either way the transaction rolled back.
+func flushFailed(cs []meta.FlushCommit, i int, err error) error {
+	if isUnique(err, objectSliceConstraint) {
+		seg := cs[i].Segment
+		err = fmt.Errorf("object %s position %d is already committed, nothing stored: %w", seg.ObjectKey, seg.Position, err)
+	}
+	err = commitErr(cs[i], err)
+	if len(cs) > 1 {
+		err = fmt.Errorf("commit %d flushes: %w", len(cs), err)
+	}
+	return err
+}
+
+// commitErr gives a flush's error its context. It is built only on
 // failure, to keep formatting off the hot path.
 func commitErr(c meta.FlushCommit, err error) error {
 	seg := c.Segment
@@ -276,7 +366,7 @@ func commitErr(c meta.FlushCommit, err error) error {
 func scanSegment(row pgx.Row, id meta.TopicID, partition int32) (meta.Segment, error) {
 	sg := meta.Segment{TopicID: id, Partition: partition}
 	var idx []byte
-	if err := row.Scan(&sg.BaseOffset, &sg.EndOffset, &sg.ObjectKey, &sg.Size, &sg.Epoch,
+	if err := row.Scan(&sg.BaseOffset, &sg.EndOffset, &sg.ObjectKey, &sg.Position, &sg.Size, &sg.Epoch,
 		&sg.MaxTimestamp, &idx, &sg.CreatedAt); err != nil {
 		return meta.Segment{}, err
 	}
@@ -332,13 +422,36 @@ func (s *Store) AdvanceLogStart(ctx context.Context, id meta.TopicID, partition 
 		if err != nil {
 			return err
 		}
-		keys, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		if keys, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return err
+		}
+		keys, err = unreferenced(ctx, tx, keys)
 		return err
 	})
 	if err != nil {
 		return 0, nil, fmt.Errorf("advance log start of %s/%d to %d: %w", id, partition, offset, err)
 	}
 	return start, keys, nil
+}
+
+// unreferenced returns the distinct keys of deleted segments whose objects
+// no segment references any more, as tx sees it after the deletion. A
+// concurrent transaction dropping the other segments of one object may
+// make both miss it; the orphan sweep deletes such an object later.
+func unreferenced(ctx context.Context, tx pgx.Tx, keys []string) ([]string, error) {
+	keys = metasql.UniqueKeys(keys)
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.Query(ctx, qUnreferencedKeys, keys)
+	if err != nil {
+		return nil, fmt.Errorf("find unreferenced objects: %w", err)
+	}
+	free, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("find unreferenced objects: %w", err)
+	}
+	return free, nil
 }
 
 // CommittedKeys implements meta.Store.

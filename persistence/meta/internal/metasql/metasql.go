@@ -14,6 +14,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/morax-dev/morax/persistence/meta"
@@ -49,8 +50,67 @@ func ValidateCommit(c meta.FlushCommit) error {
 		return fmt.Errorf("commit flush %s/%d: empty object key: %w", s.TopicID, s.Partition, meta.ErrInvalid)
 	case s.Size < 0:
 		return fmt.Errorf("commit flush %s/%d: negative size %d: %w", s.TopicID, s.Partition, s.Size, meta.ErrInvalid)
+	case s.Position < 0:
+		return fmt.Errorf("commit flush %s/%d: negative position %d: %w", s.TopicID, s.Partition, s.Position, meta.ErrInvalid)
+	case s.Position > math.MaxInt64-s.Size:
+		// The segment's end in its object would overflow: no reader could
+		// ever address it.
+		return fmt.Errorf("commit flush %s/%d: position %d + size %d overflows: %w",
+			s.TopicID, s.Partition, s.Position, s.Size, meta.ErrInvalid)
 	}
 	return nil
+}
+
+// objectSlice names where a segment's bytes are: the unit that must be
+// unique across all segments.
+type objectSlice struct {
+	key string
+	pos int64
+}
+
+// ValidateCommits checks the arguments of a CommitFlushes call: cs must not
+// be empty, each commit must pass ValidateCommit, and no two commits may
+// name the same (ObjectKey, Position), since both could never be stored.
+// Any failure is ErrInvalid, and the whole call must then store nothing.
+func ValidateCommits(cs []meta.FlushCommit) error {
+	if len(cs) == 0 {
+		return fmt.Errorf("commit flushes: no flushes: %w", meta.ErrInvalid)
+	}
+	for _, c := range cs {
+		if err := ValidateCommit(c); err != nil {
+			return err
+		}
+	}
+	if len(cs) == 1 {
+		return nil
+	}
+	seen := make(map[objectSlice]struct{}, len(cs))
+	for _, c := range cs {
+		k := objectSlice{c.Segment.ObjectKey, c.Segment.Position}
+		if _, dup := seen[k]; dup {
+			return fmt.Errorf("commit flushes: object %s position %d named twice: %w", k.key, k.pos, meta.ErrInvalid)
+		}
+		seen[k] = struct{}{}
+	}
+	return nil
+}
+
+// UniqueKeys returns keys without repeats, in order of first appearance.
+// Consecutive segments packed into one object return its key once per
+// segment when deleted, and a caller must be told of each object once.
+func UniqueKeys(keys []string) []string {
+	if len(keys) < 2 {
+		return keys
+	}
+	seen := make(map[string]struct{}, len(keys))
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if _, dup := seen[k]; !dup {
+			seen[k] = struct{}{}
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // ValidateLease checks the arguments of AcquireLease and RenewLease.

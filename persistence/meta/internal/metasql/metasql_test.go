@@ -139,3 +139,41 @@ func TestLoadMigrations(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateCommits(t *testing.T) {
+	a := meta.FlushCommit{Owner: "n1", Segment: meta.Segment{BaseOffset: 0, EndOffset: 1, ObjectKey: "k"}}
+	b := a
+	b.Segment.Partition, b.Segment.Position = 1, 10
+	if err := ValidateCommits([]meta.FlushCommit{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	neg := b
+	neg.Segment.Position = -1
+	over := b
+	over.Segment.Position, over.Segment.Size = 1<<62, 1<<62
+	dup := b
+	dup.Segment.Position = 0
+	for name, cs := range map[string][]meta.FlushCommit{
+		"none":              nil,
+		"negative position": {a, neg},
+		"end overflows":     {over},
+		"same slice twice":  {a, dup},
+	} {
+		if err := ValidateCommits(cs); !errors.Is(err, meta.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+func TestUniqueKeys(t *testing.T) {
+	in := []string{"b", "a", "b", "c", "a"}
+	if got := UniqueKeys(in); !slices.Equal(got, []string{"b", "a", "c"}) {
+		t.Fatalf("UniqueKeys = %q", got)
+	}
+	if !slices.Equal(in, []string{"b", "a", "b", "c", "a"}) {
+		t.Fatalf("UniqueKeys changed its argument: %q", in)
+	}
+	if got := UniqueKeys(nil); len(got) != 0 {
+		t.Fatalf("UniqueKeys(nil) = %q", got)
+	}
+}
