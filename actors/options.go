@@ -15,7 +15,9 @@ type Options struct {
 	// FlushBytes seals a partition's buffer into a segment object once it
 	// holds this many bytes.
 	FlushBytes int
-	// Linger seals a non-empty buffer once its oldest byte waited this long.
+	// Linger seals a non-empty buffer once its oldest byte waited this long
+	// while a flush of the partition is in flight (an idle partition seals
+	// at once: see partition.afterBuffer).
 	Linger time.Duration
 	// ObjectBytes is the size at which the node's flusher uploads the
 	// object it packs sealed flushes into, without waiting further.

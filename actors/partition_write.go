@@ -145,9 +145,14 @@ func (p *partition) answerDup(d *dupWaiter) {
 	d.a.finish(AppendResult{BaseOffset: d.base, EndOffset: d.end, LogAppendTime: -1, LogStartOffset: p.logStart})
 }
 
-// afterBuffer seals the buffer when it is full, or arms the linger timer.
+// afterBuffer seals the buffer when it is full, or when none of this
+// partition's flushes is in flight: waiting would then only add latency,
+// since the node's flusher gathers the flushes of all partitions into one
+// object anyway (Options.ObjectLinger). Otherwise it arms the linger
+// timer, so a busy partition batches the appends that arrive while its
+// earlier flushes are uploading into one flush.
 func (p *partition) afterBuffer() {
-	if p.buf.Len() >= p.b.opts.FlushBytes {
+	if p.buf.Len() >= p.b.opts.FlushBytes || len(p.inflight) == 0 {
 		p.seal()
 		return
 	}

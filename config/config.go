@@ -157,8 +157,11 @@ type StorageConfig struct {
 type PartitionConfig struct {
 	// FlushBytes flushes a partition's buffer once it holds this much.
 	FlushBytes int64 `toml:"flush_bytes"`
-	// Linger flushes a partition's buffer once its oldest byte is this old.
-	// Default 2ms, or 5ms when storage.scheme is "s3" and linger is not set.
+	// Linger flushes a partition's buffer once its oldest byte is this old,
+	// while an earlier flush of the partition is still in flight; an idle
+	// partition hands its first append to the node's flusher at once, and
+	// storage.object_linger gathers partitions into one object. Default
+	// 2ms, or 5ms when storage.scheme is "s3" and linger is not set.
 	Linger Duration `toml:"linger"`
 	// MaxBufferBytes bounds one partition's append buffer, counting bytes
 	// in flight to storage as well as bytes buffered; appends beyond it are
@@ -209,6 +212,10 @@ type TelemetryConfig struct {
 	Log LogConfig `toml:"log"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics MetricsConfig `toml:"metrics"`
+	// PprofListenAddr serves Go's runtime profiles (/debug/pprof/) on
+	// their own HTTP listener at this host:port; empty (the default) serves
+	// none. Profiles expose internals: keep it on a loopback address.
+	PprofListenAddr string `toml:"pprof_listen_addr"`
 }
 
 // LogConfig configures the process logger.

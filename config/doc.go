@@ -65,6 +65,7 @@
 //	telemetry.log.level                      MORAX_TELEMETRY_LOG_LEVEL
 //	telemetry.log.format                     MORAX_TELEMETRY_LOG_FORMAT
 //	telemetry.metrics.enabled                MORAX_TELEMETRY_METRICS_ENABLED
+//	telemetry.pprof_listen_addr              MORAX_TELEMETRY_PPROF_LISTEN_ADDR
 //
 // Values are read as the TOML value would be: durations as above, integers
 // in decimal, booleans as strconv.ParseBool reads them; an empty value sets a

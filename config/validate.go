@@ -268,6 +268,9 @@ func (c Config) checkCluster(ck *checker) {
 		ck.add(p+"lease_ttl", "%s must be more than twice cluster.heartbeat_interval (%s), or one late heartbeat loses the node's leases", cl.LeaseTTL, cl.HeartbeatInterval)
 	}
 	ck.listenAddr(p+"remote_listen_addr", cl.RemoteListenAddr)
+	if a := c.Telemetry.PprofListenAddr; a != "" {
+		ck.listenAddr("telemetry.pprof_listen_addr", a)
+	}
 }
 
 func (ck *checker) positive(path string, n int64) bool {

@@ -107,6 +107,13 @@ func startNode(ctx context.Context, cfg config.Config, logger *slog.Logger) (err
 		return fmt.Errorf("object store metrics: %w", err)
 	}
 	logger.Info("backends ready", "node", nodeID, "meta", metaDesc, "objects", objDesc)
+	if addr := cfg.Telemetry.PprofListenAddr; addr != "" {
+		stop, err := servePprof(addr, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	broker, err := actors.New(actors.Options{
 		NodeID:            nodeID,
