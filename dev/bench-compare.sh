@@ -12,6 +12,8 @@
 #   ROUNDS=3 DURATION=10s bash dev/bench-compare.sh
 #
 # Environment: ROUNDS (default 3), DURATION (per load run, default 10s),
+# WARMUP (the first part of each load run left out of latencies, default
+# 2s), SAT_PRODUCERS (producers of the saturating workload, default 4),
 # RAW_DURATION (per raw run, default DURATION), OUT (default BENCHMARKS.md),
 # BENCH_PORT_BASE (default 19000: Kafka on +92, WAL on +848, remote on +90),
 # KEEP=1 keeps the work directory (results, node logs).
@@ -40,7 +42,7 @@ command_line="ROUNDS=$rounds DURATION=$duration bash dev/bench-compare.sh"
 log() { printf 'bench-compare: %s\n' "$*" >&2; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/morax-bench-compare.XXXXXX")
-mkdir -p "$work/results" "$work/saturating"
+mkdir -p "$work/results" "$work/saturating" "$work/halfload"
 node_pid=
 db=
 
@@ -106,13 +108,14 @@ stop_node() {
 	node_pid=
 }
 
-workload=(--record-size 1KiB --acks all --partitions 3 --producers 1 --consumers 1 --duration "$duration" --json)
+warmup=${WARMUP:-2s}
+workload=(--record-size 1KiB --acks all --partitions 3 --producers 1 --consumers 1 --duration "$duration" --warmup "$warmup" --json)
 # The saturating workload: one idempotent franz-go producer keeps one
 # produce request in flight, so one producer measures the broker's round
 # trip, not what it can ingest; several producers saturate it, which is
 # the load object PUTs per GiB are judged at.
 sat=${SAT_PRODUCERS:-4}
-sat_workload=(--record-size 1KiB --acks all --partitions 3 --producers "$sat" --consumers 1 --duration "$duration" --json)
+sat_workload=(--record-size 1KiB --acks all --partitions 3 --producers "$sat" --consumers 1 --duration "$duration" --warmup "$warmup" --json)
 
 run_load() { # label round
 	local label=$1 round=$2 file dir=results
@@ -141,6 +144,21 @@ run_load() { # label round
 			"$bin" bench raw-s3 --config-file "$here/config.toml" --object-size 4MiB --concurrency 8 \
 			--duration "$raw_duration" --label raw-s3 --json >"$file"
 		;;
+	raw-s3-c1)
+		MORAX_STORAGE_BUCKET=$bucket MORAX_STORAGE_ENDPOINT=$MORAX_TEST_S3_ENDPOINT \
+			"$bin" bench raw-s3 --config-file "$here/config.toml" --object-size 4MiB --concurrency 1 \
+			--duration "$raw_duration" --label raw-s3-c1 --json >"$work/halfload/$label-$round.json"
+		;;
+	kfake-half)
+		"$bin" bench --kfake --label "$label" --topic "bench-half-r$round" --rate "$half_rate" "${workload[@]}" \
+			>"$work/halfload/$label-$round.json" 2>"$work/progress-$label-$round.log"
+		;;
+	pg+minio-half)
+		start_node pg+minio "$round-$label" "$here/config.toml"
+		"$bin" bench --label "$label" --brokers "127.0.0.1:$kport" --endpoint "http://127.0.0.1:$wport" \
+			--topic "bench-half-r$round" --rate "$half_rate" "${workload[@]}" >"$work/halfload/$label-$round.json" 2>"$work/progress-$label-$round.log"
+		stop_node
+		;;
 	raw-pg)
 		"$bin" bench raw-pg --pg-url "$pg_url" --concurrency 1 --duration "$raw_duration" --label raw-pg --json >"$file"
 		;;
@@ -153,6 +171,27 @@ for ((round = 1; round <= rounds; round++)); do
 	for label in "${seq[@]}"; do run_load "$label" "$round"; done
 done
 
+# Produce p99 at half load (PostgreSQL + MinIO): rate-limited runs at half
+# the median records/s of the pg+minio runs above, against the budget
+# linger + one 4 MiB PUT's p99 (MinIO, one upload at a time) + one
+# PostgreSQL commit's p99 + 5 ms.
+field() { grep -o "\"$2\": *[0-9.e+-]*" "$1" | head -1 | sed 's/.*: *//'; }
+median() { sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+half_rate=$(for f in "$work"/results/pg+minio-*.json; do field "$f" records_per_sec; done | median | awk '{printf "%d", $1 / 2}')
+log "half load: $half_rate records/s"
+for ((round = 1; round <= rounds; round++)); do
+	run_load pg+minio-half "$round"
+	run_load kfake-half "$round"
+	run_load raw-s3-c1 "$round"
+done
+linger_ms=$(awk -F'"' '/^linger *=/ {print $2}' "$here/config.toml" | sed 's/ms$//')
+put_p99=$(for f in "$work"/halfload/raw-s3-c1-*.json; do field "$f" p99_ms; done | median)
+pg_p99=$(for f in "$work"/results/raw-pg-*.json; do field "$f" p99_ms; done | median)
+half_p50=$(for f in "$work"/halfload/pg+minio-half-*.json; do tr -d '\n' <"$f" | grep -o '"produce_latency": *{[^}]*' | grep -o '"p50_ms": *[0-9.e+-]*' | sed 's/.*: *//'; done | median)
+half_p99s=$(for f in "$work"/halfload/pg+minio-half-*.json; do tr -d '\n' <"$f" | grep -o '"produce_latency": *{[^}]*' | grep -o '"p99_ms": *[0-9.e+-]*' | sed 's/.*: *//'; done | sort -g | tr '\n' ' ')
+half_p99=$(printf '%s\n' $half_p99s | median)
+kfake_half_p99=$(for f in "$work"/halfload/kfake-half-*.json; do tr -d '\n' <"$f" | grep -o '"produce_latency": *{[^}]*' | grep -o '"p99_ms": *[0-9.e+-]*' | sed 's/.*: *//'; done | median)
+budget=$(awk -v a="$linger_ms" -v b="$put_p99" -v c="$pg_p99" 'BEGIN {printf "%.1f", a + b + c + 5}')
 "$bin" bench report --reference kfake --vs-raw pg+minio "$work"/results/*.json >"$work/table.md"
 "$bin" bench report --reference kfake-sat --vs-raw pg+minio-sat "$work"/saturating/*.json "$work"/results/raw-*.json >"$work/table-sat.md"
 
@@ -168,11 +207,17 @@ mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo 2>/dev/n
 	echo "- Workload: \`morax bench ${workload[*]}\` (one producer client, one consumer client, linger 10ms, no keys, no compression), rounds: $rounds, each round running every target in turn (order reversed every other round); medians with min–max (in parentheses)."
 	echo "- Targets: kfake = franz-go's kfake (1 broker, in memory, in the bench process); embedded = \`morax start\` with its embedded default (SQLite metadata, objects in files); pg+minio = \`morax start --config-file dev/config.toml\` (PostgreSQL 15 and MinIO from dev/up.sh, a fresh database and bucket). Each Morax run starts a fresh node process and a fresh topic."
 	echo "- Backend limits: \`morax bench raw-s3 --object-size 4MiB --concurrency 8\` (the node's S3 client) and \`morax bench raw-pg --concurrency 1\` (INSERT of one row per transaction into a logged table), $raw_duration each."
-	echo "- Latencies: produce = record handed to the client until acknowledged (includes time in the client's buffer); e2e = handed to the producer until consumed."
+	echo "- Latencies: produce = record handed to the client until acknowledged (includes time in the client's buffer); e2e = handed to the producer until consumed; records sent in the first $warmup of a run (connections, metadata, partition starts) are left out of them."
 	echo
 	echo "### One producer (round-trip bound)"
 	echo
 	cat "$work/table.md"
+	echo
+	echo "### Produce p99 at half load (PostgreSQL + MinIO)"
+	echo
+	printf -- '- pg+minio at %s records/s (half the median above), %s rounds: produce p50 %.1f ms, p99 %.1f ms (median; each round: %s).\n' "$half_rate" "$rounds" "$half_p50" "$half_p99" "$half_p99s"
+	printf -- '- kfake at the same rate, same client: produce p99 %.1f ms (median), the noise floor of this machine and load generator.\n' "$kfake_half_p99"
+	printf -- '- Budget: linger %s ms + 4 MiB PUT p99 %.1f ms (`morax bench raw-s3 --object-size 4MiB --concurrency 1`, median) + PostgreSQL commit p99 %.2f ms (raw-pg above) + 5 ms = %s ms.\n' "$linger_ms" "$put_p99" "$pg_p99" "$budget"
 	echo
 	echo "### Saturating: $sat producers"
 	echo

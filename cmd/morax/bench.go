@@ -161,6 +161,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchOpts, error) {
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "how long to produce (unless --records)")
 	fs.Int64Var(&c.Records, "records", 0, "produce exactly this many records instead of for --duration")
 	fs.Float64Var(&c.Rate, "rate", 0, "limit production to this many records/s in all (0: unlimited)")
+	fs.DurationVar(&c.Warmup, "warmup", 0, "leave records sent in this first part of the run out of the latency figures")
 	fs.BoolVar(&c.Keys, "keys", c.Keys, "give records keys (spread by key hash) instead of none (sticky partitioning)")
 	compression := fs.String("compression", c.Compression, "none, gzip, snappy, lz4 or zstd (kafka)")
 	fs.BoolVar(&c.CreateTopic, "create-topic", c.CreateTopic, "create the topic or logs if missing")

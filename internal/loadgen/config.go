@@ -116,6 +116,11 @@ type Config struct {
 	// MaxBufferedRecords bounds the records a Kafka producer holds unacked;
 	// when reached, producing blocks (franz-go's backpressure).
 	MaxBufferedRecords int `json:"max_buffered_records"`
+	// Warmup leaves the records sent in the run's first Warmup out of the
+	// latency figures (they still count for throughput): connections,
+	// metadata and partition starts land there, and in a 10 s run they
+	// alone can make the p99.
+	Warmup time.Duration `json:"warmup,omitempty"`
 }
 
 // DefaultConfig is the workload of `morax bench` with no flags.
@@ -197,6 +202,9 @@ func (c Config) Validate() error {
 	}
 	if c.Records == 0 && c.Duration <= 0 {
 		bad("set a positive duration or record count")
+	}
+	if c.Warmup < 0 || (c.Records == 0 && c.Duration > 0 && c.Warmup >= c.Duration) {
+		bad("warmup %s: not negative, and shorter than the duration %s", c.Warmup, c.Duration)
 	}
 	if c.Rate < 0 {
 		bad("rate %g: not negative", c.Rate)

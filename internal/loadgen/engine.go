@@ -86,7 +86,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	st := newStats(cfg.RecordSize)
+	st := newStats(cfg.RecordSize, cfg.Warmup)
 	var d driver
 	switch cfg.Target {
 	case TargetKafka:

@@ -47,18 +47,22 @@ type stats struct {
 
 	produceLat *Histogram
 	e2eLat     *Histogram
+	// warmup: records stamped earlier (ns since base) stay out of the
+	// latency histograms.
+	warmup int64
 
 	produceErrs errorCounter
 	consumeErrs errorCounter
 }
 
-func newStats(recordSize int) *stats {
+func newStats(recordSize int, warmup time.Duration) *stats {
 	seed := rand.Uint64()
 	s := &stats{
 		base:       time.Now(),
 		runID:      seed | 1, // never 0, so a zeroed value is never ours
 		produceLat: NewHistogram(),
 		e2eLat:     NewHistogram(),
+		warmup:     int64(warmup),
 	}
 	// Pseudo-random filler: a codec cannot shrink it much, so compressed
 	// runs are not flattered by a value made of zeros.
@@ -107,7 +111,9 @@ func (s *stats) putValue(b []byte) {
 // acked counts n records of size bytes each acknowledged, sent at ts.
 func (s *stats) acked(ts int64, n int, bytes int64) {
 	now := s.now()
-	s.produceLat.RecordN(time.Duration(now-ts), n)
+	if ts >= s.warmup {
+		s.produceLat.RecordN(time.Duration(now-ts), n)
+	}
 	s.produced.Add(int64(n))
 	s.producedBytes.Add(bytes)
 	storeMax(&s.lastAck, now)
@@ -121,7 +127,9 @@ func (s *stats) gotValue(v []byte, keyLen int) {
 	}
 	now := s.now()
 	ts := int64(binary.BigEndian.Uint64(v[8:16]))
-	s.e2eLat.Record(time.Duration(now - ts))
+	if ts >= s.warmup {
+		s.e2eLat.Record(time.Duration(now - ts))
+	}
 	s.consumed.Add(1)
 	s.consumedBytes.Add(int64(len(v) + keyLen))
 	storeMax(&s.lastConsume, now)
