@@ -59,6 +59,7 @@ type packObject struct {
 	parts    []*handedFlush
 	size     int
 	firstAt  time.Time // when its first flush arrived
+	lastAt   time.Time // when its latest flush arrived
 	uploaded bool
 	failed   bool
 }
@@ -100,6 +101,10 @@ type (
 // object meanwhile: under load objects grow (fewer PUTs per GiB) instead of
 // more small objects being sent side by side.
 const partialUploads = 1
+
+// lingerCap bounds, in ObjectLingers, how long a partly filled object
+// waits for a quiet gap while flushes keep joining it.
+const lingerCap = 8
 
 func newFlusher(b *Broker) *flusher {
 	f := &flusher{
@@ -198,6 +203,7 @@ func (f *flusher) add(h *handedFlush) {
 	if f.open == nil {
 		f.open = &packObject{firstAt: time.Now()}
 	}
+	f.open.lastAt = time.Now()
 	h.commit.Segment.Position = int64(f.open.size)
 	f.open.parts = append(f.open.parts, h)
 	f.open.size += len(h.f.data)
@@ -236,8 +242,12 @@ func (f *flusher) tidy(src uint64) {
 }
 
 // cut starts the upload of the open object when it is full, or when an
-// upload slot for a partial object is free and the object has waited
-// ObjectLinger for company; otherwise it arms a timer for that moment.
+// upload slot for a partial object is free and no flush has joined the
+// object for ObjectLinger (or, while flushes keep coming, once its first
+// has waited lingerCap ObjectLingers); otherwise it arms a timer for that
+// moment. Waiting for a quiet gap rather than a fixed time after the first
+// flush keeps one produce request's appends to hundreds of partitions,
+// which reach the flusher over several milliseconds, in one object.
 func (f *flusher) cut() {
 	o := f.open
 	if o == nil || f.uploading >= f.b.opts.MaxUploads {
@@ -248,7 +258,10 @@ func (f *flusher) cut() {
 		if f.uploading >= partialUploads {
 			return // an upload's end calls cut again
 		}
-		if wait := time.Until(o.firstAt.Add(f.b.opts.ObjectLinger)); wait > 0 {
+		linger := f.b.opts.ObjectLinger
+		quiet := time.Until(o.lastAt.Add(linger))
+		capped := time.Until(o.firstAt.Add(lingerCap * linger))
+		if wait := min(quiet, capped); wait > 0 {
 			f.arm(wait)
 			return
 		}

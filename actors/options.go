@@ -22,8 +22,9 @@ type Options struct {
 	// ObjectBytes is the size at which the node's flusher uploads the
 	// object it packs sealed flushes into, without waiting further.
 	ObjectBytes int
-	// ObjectLinger is how long a partly filled object waits for more
-	// sealed flushes once an upload slot is free for it.
+	// ObjectLinger is the quiet gap after which a partly filled object
+	// stops waiting for more sealed flushes, once an upload slot is free
+	// for it (at most 8 ObjectLingers after its first flush).
 	ObjectLinger time.Duration
 	// MaxUploads bounds the objects uploading at once.
 	MaxUploads int

@@ -145,8 +145,9 @@ type StorageConfig struct {
 	// packs its partitions' flushes into (all partitions share objects, so
 	// PUTs grow with the node's throughput, not its partition count).
 	ObjectBytes int64 `toml:"object_bytes"`
-	// ObjectLinger is how long a partly filled object waits for other
-	// partitions' flushes before it uploads; 0 uploads at once.
+	// ObjectLinger is how long a partly filled object waits for no other
+	// partition's flush to join it before it uploads (at most 8 times
+	// this after its first flush); 0 uploads at once.
 	ObjectLinger Duration `toml:"object_linger"`
 	// MaxUploads bounds the objects a node uploads at once.
 	MaxUploads int64 `toml:"max_uploads"`

@@ -23,6 +23,8 @@ import (
 //   - packed16: one writer committing sixteen flushes (one per partition,
 //     slices of one object) per call, as a node-level flush does: the cost
 //     of a packed call against sixteen single ones.
+//   - packed256: the same with 256 flushes per call, the size of a
+//     node-level flush over many partitions.
 //
 // Each flush carries a realistic payload: a four-entry index and one
 // idempotent producer's state.
@@ -30,6 +32,7 @@ func BenchCommitFlush(b *testing.B, open func(b *testing.B) meta.Store) {
 	b.Run("sequential", func(b *testing.B) { benchCommits(b, open, 1, 1) })
 	b.Run("parallel16", func(b *testing.B) { benchCommits(b, open, 16, 1) })
 	b.Run("packed16", func(b *testing.B) { benchCommits(b, open, 1, 16) })
+	b.Run("packed256", func(b *testing.B) { benchCommits(b, open, 1, 256) })
 }
 
 // benchCommits runs writers goroutines, each owning perCall partitions of
