@@ -3,6 +3,8 @@ package pgmeta_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -389,4 +391,148 @@ func TestCommitFlushesExecModes(t *testing.T) {
 
 func BenchmarkCommitFlush(b *testing.B) {
 	metatest.BenchCommitFlush(b, func(b *testing.B) meta.Store { return open(b) })
+}
+
+// TestCommitFlushesWaves commits one call over many partitions, in every
+// QueryExecMode, where some flushes are fenced, some mismatched, one names
+// a missing partition and two partitions have two flushes each (the second
+// checked against what the first did), and checks every result and what
+// was stored. A second call reusing a slice fails whole and names it.
+func TestCommitFlushesWaves(t *testing.T) {
+	for name, mode := range execModes {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			s, err := pgmeta.Open(ctx, itest.PostgresURL(t), pgmeta.WithPoolConfig(func(c *pgxpool.Config) {
+				c.ConnConfig.DefaultQueryExecMode = mode
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			const parts, missing = 40, 99
+			tp, err := s.CreateTopic(ctx, meta.Topic{Name: "t", Kind: meta.KindKafka, Partitions: parts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ls := map[int32]meta.Lease{}
+			for _, p := range append(seq(parts), missing) {
+				if ls[p], err = s.AcquireLease(ctx, meta.PartitionResource(tp.ID, p), "n1", time.Minute); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pos := int64(0)
+			flush := func(p int32, base int64) meta.FlushCommit {
+				pos += 10
+				return meta.FlushCommit{LeaseEpoch: ls[p].Epoch, Owner: "n1", Segment: meta.Segment{
+					TopicID: tp.ID, Partition: p, BaseOffset: base, EndOffset: base + 2, ObjectKey: "obj", Position: pos, Size: 10,
+					Index: []segment.IndexEntry{{Offset: base, Position: 0}}},
+					Producers: []meta.ProducerState{
+						{ProducerID: int64(p), ProducerEpoch: 3, LastUpdate: base, Batches: []meta.ProducerBatch{{LastSeq: int32(base)}}},
+						{ProducerID: 1000, LastUpdate: base, Batches: []meta.ProducerBatch{{LastSeq: int32(base)}}},
+					}}
+			}
+			fenced := map[int32]bool{3: true, 8: true, 17: true, 30: true}
+			mismatched := map[int32]bool{5: true, 12: true, 26: true}
+			var cs []meta.FlushCommit
+			want := map[int]error{}
+			// Descending, so the call's order is not resource order.
+			for p := int32(parts - 1); p >= 0; p-- {
+				base := int64(0)
+				if mismatched[p] {
+					base = 7
+				}
+				f := flush(p, base)
+				switch {
+				case fenced[p] && p%2 == 0:
+					f.Owner = "n2"
+					want[len(cs)] = meta.ErrFenced
+				case fenced[p]:
+					f.LeaseEpoch--
+					want[len(cs)] = meta.ErrFenced
+				case mismatched[p]:
+					want[len(cs)] = meta.ErrOffsetMismatch
+				}
+				cs = append(cs, f)
+				if p == 20 {
+					want[len(cs)] = meta.ErrNotFound
+					cs = append(cs, flush(missing, 0))
+				}
+			}
+			// Partition 0 commits twice in a row; partition 1's second flush
+			// is mismatched, and a fenced partition's second flush, with the
+			// right owner, still applies after its first was refused.
+			want[len(cs)] = nil
+			cs = append(cs, flush(0, 2))
+			want[len(cs)] = meta.ErrOffsetMismatch
+			cs = append(cs, flush(1, 0))
+			want[len(cs)] = nil
+			cs = append(cs, flush(8, 0))
+			res, err := s.CommitFlushes(ctx, cs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res) != len(cs) {
+				t.Fatalf("%d results for %d flushes", len(res), len(cs))
+			}
+			for i, r := range res {
+				if w := want[i]; (w == nil) != (r == nil) || w != nil && !errors.Is(r, w) {
+					t.Errorf("flush %d (partition %d): %v, want %v", i, cs[i].Segment.Partition, r, w)
+				}
+			}
+			for p := range int32(parts) {
+				wantNext, wantSegs := int64(2), 1
+				switch {
+				case p == 0:
+					wantNext, wantSegs = 4, 2
+				case fenced[p] && p != 8 || mismatched[p]:
+					wantNext, wantSegs = 0, 0
+				}
+				got, err := s.Partition(ctx, tp.ID, p)
+				if err != nil || got.NextOffset != wantNext || got.Bytes != int64(wantSegs)*10 {
+					t.Errorf("partition %d: %+v, %v; want next %d", p, got, err, wantNext)
+				}
+				segs, err := s.Segments(ctx, tp.ID, p, 0, 0)
+				if err != nil || len(segs) != wantSegs {
+					t.Errorf("partition %d segments %+v, %v; want %d", p, segs, err, wantSegs)
+				}
+				for i, sg := range segs {
+					if sg.BaseOffset != int64(2*i) || sg.Epoch != ls[p].Epoch || sg.CreatedAt.IsZero() {
+						t.Errorf("partition %d segment %d: %+v", p, i, sg)
+					}
+				}
+				ps, err := s.Producers(ctx, tp.ID, p)
+				if err != nil || len(ps) != 2*min(wantSegs, 1) {
+					t.Errorf("partition %d producers %+v, %v", p, ps, err)
+				}
+				for _, st := range ps {
+					if st.LastUpdate != wantNext-2 || len(st.Batches) != 1 || st.Batches[0].LastSeq != int32(wantNext-2) {
+						t.Errorf("partition %d producer %+v, want the last flush's", p, st)
+					}
+				}
+			}
+
+			// A reused slice in a later wave fails the call, names the
+			// flush, and stores nothing.
+			reuse := []meta.FlushCommit{flush(2, 2), flush(4, 2), flush(2, 4)}
+			reuse[2].Segment.Position = cs[0].Segment.Position
+			if _, err := s.CommitFlushes(ctx, reuse); err == nil {
+				t.Fatal("reusing a slice succeeded")
+			} else if want := fmt.Sprintf("=(obj, %d) already exists", cs[0].Segment.Position); !strings.Contains(err.Error(), want) {
+				t.Errorf("reuse error %q does not contain %q", err, want)
+			}
+			for _, p := range []int32{2, 4} {
+				if got, err := s.Partition(ctx, tp.ID, p); err != nil || got.NextOffset != 2 {
+					t.Errorf("a failed call stored a flush of partition %d: %+v, %v", p, got, err)
+				}
+			}
+		})
+	}
+}
+
+func seq(n int32) []int32 {
+	s := make([]int32, n)
+	for i := range s {
+		s[i] = int32(i)
+	}
+	return s
 }

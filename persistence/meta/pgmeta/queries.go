@@ -104,6 +104,75 @@ SELECT EXISTS (SELECT 1 FROM lease),
        EXISTS (SELECT 1 FROM part),
        (SELECT next_offset FROM partitions WHERE topic_id = $4 AND partition = $5)`
 
+// qCommitWave is qCommitFlush for many flushes at once, one row per flush
+// in unnest()ed arrays, each flush naming a different partition (a wave:
+// CommitFlushes sends a partition's later flushes in later waves, later in
+// the same transaction). It costs about one statement however many flushes
+// it carries.
+//
+//   - lease locks the lease rows named by the lock triples ($1..$3) that
+//     are still their writer's, in resource order: the order RenewLeases and
+//     DeleteTopic take them in, so calls sharing leases never wait in a
+//     cycle. LockRows sits above the Sort, so rows are locked as sorted.
+//     The first wave's triples are those of the whole call, so later waves
+//     only re-lock rows the transaction already holds.
+//   - part advances a partition only where its flush's own lease matched and
+//     its next offset is the flush's base; its partition row is locked only
+//     by a transaction that also holds its lease (locked first), so the
+//     order the UPDATE happens to take partition rows in cannot deadlock.
+//   - seg and prod apply only the flushes part advanced; producers carry
+//     their flush's ordinal. Producers are deduplicated per flush and the
+//     wave's flushes are distinct partitions, so no producer row is
+//     inserted or updated twice by one statement.
+//   - The final SELECT reports, per ordinal, what qCommitFlush reports.
+const qCommitWave = `
+WITH lease AS MATERIALIZED (
+	SELECT l.resource, l.owner, l.epoch
+	FROM leases l
+	JOIN unnest($1::text[], $2::text[], $3::bigint[]) AS k (resource, owner, epoch)
+	  ON l.resource = k.resource AND l.owner = k.owner AND l.epoch = k.epoch
+	WHERE l.expires_at > now()
+	ORDER BY l.resource
+	FOR UPDATE OF l
+), f AS MATERIALIZED (
+	SELECT * FROM unnest($4::integer[], $5::text[], $6::text[], $7::bigint[], $8::uuid[], $9::integer[],
+	                     $10::bigint[], $11::bigint[], $12::text[], $13::bigint[], $14::bigint[],
+	                     $15::bigint[], $16::bytea[], $17::timestamptz[])
+	  AS f (ord, resource, owner, epoch, topic_id, partition, base_offset, end_offset, object_key,
+	        object_pos, size, max_timestamp, offset_index, created_at)
+), ok AS MATERIALIZED (
+	SELECT f.ord FROM f
+	WHERE EXISTS (SELECT 1 FROM lease
+	              WHERE lease.resource = f.resource AND lease.owner = f.owner AND lease.epoch = f.epoch)
+), part AS (
+	UPDATE partitions p SET next_offset = f.end_offset, bytes = p.bytes + f.size
+	FROM f JOIN ok ON ok.ord = f.ord
+	WHERE p.topic_id = f.topic_id AND p.partition = f.partition AND p.next_offset = f.base_offset
+	RETURNING f.ord
+), seg AS (
+	INSERT INTO segments (topic_id, partition, base_offset, end_offset, object_key, object_pos,
+	                      size, epoch, max_timestamp, offset_index, created_at)
+	SELECT f.topic_id, f.partition, f.base_offset, f.end_offset, f.object_key, f.object_pos,
+	       f.size, f.epoch, f.max_timestamp, f.offset_index, COALESCE(f.created_at, now())
+	FROM f JOIN part ON part.ord = f.ord
+), prod AS (
+	INSERT INTO producers (topic_id, partition, producer_id, producer_epoch, batches, last_update)
+	SELECT f.topic_id, f.partition, p.id, p.epoch, p.batches, p.last_update
+	FROM unnest($18::integer[], $19::bigint[], $20::smallint[], $21::bytea[], $22::bigint[])
+	     AS p (ord, id, epoch, batches, last_update)
+	JOIN part ON part.ord = p.ord
+	JOIN f ON f.ord = p.ord
+	ON CONFLICT (topic_id, partition, producer_id) DO UPDATE
+	SET producer_epoch = EXCLUDED.producer_epoch,
+	    batches = EXCLUDED.batches,
+	    last_update = EXCLUDED.last_update
+)
+SELECT f.ord,
+       EXISTS (SELECT 1 FROM ok WHERE ok.ord = f.ord),
+       EXISTS (SELECT 1 FROM part WHERE part.ord = f.ord),
+       (SELECT next_offset FROM partitions p WHERE p.topic_id = f.topic_id AND p.partition = f.partition)
+FROM f`
+
 const segmentColumns = `base_offset, end_offset, object_key, object_pos, size, epoch, max_timestamp, offset_index, created_at`
 
 const (
