@@ -290,8 +290,6 @@ func (p *partition) onCommitted(m *commitDone) {
 	p.maybeFinishDrain()
 }
 
-func (p *partition) isInflight(f *flush) bool { return p.inflightIndex(f) >= 0 }
-
 func (p *partition) inflightIndex(f *flush) int {
 	for i, g := range p.inflight {
 		if g == f {
