@@ -52,7 +52,7 @@ func BenchmarkAppend(b *testing.B) {
 						defer wg.Done()
 						for i := n.Add(1); i <= int64(b.N); i = n.Add(1) {
 							start := time.Now()
-							r, err := br.AppendWait(context.Background(), tp, int32(i)%parts, slices.Clone(batch), -1)
+							r, err := br.Append(context.Background(), tp, int32(i)%parts, slices.Clone(batch), -1)
 							if err != nil || r.Err != nil {
 								failed.Add(1)
 								continue

@@ -110,7 +110,7 @@ func crashChild() int {
 			for i := 0; ; i++ {
 				v := fmt.Sprintf("r%s-w%d-%d", round, w, i)
 				part := int32(i % crashParts)
-				r, err := b.AppendWait(ctx, tp, part, batchOf(nil, v), -1)
+				r, err := b.Append(ctx, tp, part, batchOf(nil, v), -1)
 				if err != nil || r.Err != nil {
 					// Not acknowledged: the parent expects nothing. Until
 					// the killed incarnation's leases expire every append
@@ -255,10 +255,7 @@ func waitServed(t *testing.T, b *actors.Broker, tp meta.Topic, p int32) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		r, err := b.ListOffsetsWait(context.Background(), tp, p, actors.LatestTimestamp)
-		if err == nil {
-			err = r.Err
-		}
+		_, err := b.ListOffsets(context.Background(), tp, p, actors.LatestTimestamp)
 		if err == nil {
 			return
 		}

@@ -26,7 +26,7 @@ func appendAll(t *testing.T, b *actors.Broker, tp meta.Topic, batches [][]byte) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := b.AppendWait(ctx, tp, int32(p), batch, -1)
+			r, err := b.Append(ctx, tp, int32(p), batch, -1)
 			if err != nil {
 				r.Err = err
 			}
@@ -105,7 +105,7 @@ func TestPartitionsShareObjects(t *testing.T) {
 		// Trimming all but the last partition keeps the object: the last
 		// one still reads from it.
 		for p := range int32(parts) {
-			if r, err := b.TrimWait(ctx, tp, p, 2); err != nil || r.Err != nil {
+			if r, err := b.Trim(ctx, tp, p, 2); err != nil || r.Err != nil {
 				t.Fatalf("trim partition %d: %v %v", p, err, r.Err)
 			}
 			n := countObjects(t, be)
@@ -139,7 +139,7 @@ func TestFailedUploadFailsLaterFlushes(t *testing.T) {
 		defer cancel()
 		first := make(chan actors.AppendResult, 1)
 		go func() {
-			r, err := b.AppendWait(ctx, tp, 0, batchOf(t, "first"), -1)
+			r, err := b.Append(ctx, tp, 0, batchOf(t, "first"), -1)
 			if err != nil {
 				r.Err = err
 			}

@@ -130,12 +130,9 @@ func appendOK(t testing.TB, b *actors.Broker, tp meta.Topic, p int32, batch []by
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	r, err := b.AppendWait(ctx, tp, p, batch, -1)
+	r, err := b.Append(ctx, tp, p, batch, -1)
 	if err != nil {
 		t.Fatalf("append: %v", err)
-	}
-	if r.Err != nil {
-		t.Fatalf("append: %v", r.Err)
 	}
 	return r
 }
@@ -148,12 +145,9 @@ func readAll(t testing.TB, b *actors.Broker, tp meta.Topic, p int32, from int64)
 	var out []segment.Record
 	off := from
 	for {
-		r, err := b.FetchWait(ctx, tp, p, actors.Fetch{Offset: off, MaxBytes: 1 << 20})
+		r, err := b.Fetch(ctx, tp, p, actors.Fetch{Offset: off, MaxBytes: 1 << 20})
 		if err != nil {
 			t.Fatalf("fetch at %d: %v", off, err)
-		}
-		if r.Err != nil {
-			t.Fatalf("fetch at %d: %v", off, r.Err)
 		}
 		if len(r.Batches) == 0 {
 			if off != r.HighWatermark {

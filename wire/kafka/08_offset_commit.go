@@ -86,7 +86,7 @@ func (s *Server) offsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest
 		if g == nil {
 			res.Err = errNoCoordinator
 		} else {
-			res, err = awaitGroup(ctx, func(reply func(actors.CommitResult)) { g.CommitOffsets(cr, reply) })
+			res, err = actors.Call(ctx, "group coordinator", func(reply func(actors.CommitResult)) { g.CommitOffsets(cr, reply) })
 			if err != nil {
 				res.Err = err
 			}

@@ -114,7 +114,7 @@ func (s *Server) offsetFetchGroup(ctx context.Context, version int16, rg kmsg.Of
 		res.Err = errNoCoordinator
 	} else if rg.Topics == nil || len(fetchTopics) > 0 {
 		var err error
-		res, err = awaitGroup(ctx, func(reply func(actors.FetchOffsetsResult)) {
+		res, err = actors.Call(ctx, "group coordinator", func(reply func(actors.FetchOffsetsResult)) {
 			g.FetchOffsets(actors.FetchOffsetsRequest{Group: rg.Group, Topics: fetchTopics}, reply)
 		})
 		if err != nil {

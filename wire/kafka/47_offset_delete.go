@@ -65,7 +65,7 @@ func (s *Server) offsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRequest
 			dr.Topics = append(dr.Topics, tp)
 		}
 	}
-	res, err := awaitGroup(ctx, func(reply func(actors.DeleteOffsetsResult)) { g.DeleteOffsets(dr, reply) })
+	res, err := actors.Call(ctx, "group coordinator", func(reply func(actors.DeleteOffsetsResult)) { g.DeleteOffsets(dr, reply) })
 	if err != nil {
 		res.Err = err
 	}

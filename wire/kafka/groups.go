@@ -109,20 +109,6 @@ func groupErrorMessage(err error) *string {
 	return strPtr(err.Error())
 }
 
-// awaitGroup calls the coordinator with a reply callback and waits for the
-// answer, for handlers that already run on their own goroutine.
-func awaitGroup[R any](ctx context.Context, call func(reply func(R))) (R, error) {
-	ch := make(chan R, 1)
-	call(func(r R) { ch <- r })
-	select {
-	case r := <-ch:
-		return r, nil
-	case <-ctx.Done():
-		var zero R
-		return zero, fmt.Errorf("wait for group coordinator: %w", ctx.Err())
-	}
-}
-
 // clientHost is the client's address as Kafka reports it in
 // DescribeGroups ("/ip"), from the connection id ("ip:port#seq").
 func clientHost(rc *requestContext) string {

@@ -59,11 +59,7 @@ func (s *Server) appendEntries(ctx context.Context, t meta.Topic, req appendRequ
 	if err != nil {
 		return actors.AppendResult{}, fmt.Errorf("log %q: %w", t.Name, err)
 	}
-	res, err := s.b.AppendWait(ctx, t, req.Partition, batches, req.ExpectedOffset)
-	if err != nil {
-		return actors.AppendResult{}, err
-	}
-	return res, res.Err
+	return s.b.Append(ctx, t, req.Partition, batches, req.ExpectedOffset)
 }
 
 // maxBatch is the largest record batch the log accepts (its

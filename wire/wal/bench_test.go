@@ -206,7 +206,7 @@ func BenchmarkLongPollWakeup(b *testing.B) {
 }
 
 // BenchmarkAppendBrokerOnly is BenchmarkAppend without HTTP: the same
-// batches straight to Broker.AppendWait, to tell the WAL layer's cost from
+// batches straight to Broker.Append, to tell the WAL layer's cost from
 // the write path's.
 func BenchmarkAppendBrokerOnly(b *testing.B) {
 	for _, backend := range waltest.Backends() {
@@ -244,10 +244,7 @@ func BenchmarkAppendBrokerOnly(b *testing.B) {
 								b.Error(err)
 								return
 							}
-							res, err := n.Broker.AppendWait(ctx, topic, 0, data, -1)
-							if err == nil {
-								err = res.Err
-							}
+							_, err = n.Broker.Append(ctx, topic, 0, data, -1)
 							if err != nil {
 								b.Error(err)
 								return

@@ -121,7 +121,7 @@ func TestWALAppendReadByKafkaCodec(t *testing.T) {
 		if topic.Kind != meta.KindWAL || topic.Partitions != 1 {
 			t.Fatalf("WAL log as a topic: %+v", topic)
 		}
-		fr, err := n.Broker.FetchWait(ctx, topic, 0, actors.Fetch{Offset: 0, MaxBytes: 1 << 20})
+		fr, err := n.Broker.Fetch(ctx, topic, 0, actors.Fetch{Offset: 0, MaxBytes: 1 << 20})
 		if err != nil || fr.Err != nil {
 			t.Fatalf("fetch: %v %v", err, fr.Err)
 		}
@@ -156,7 +156,7 @@ func TestKafkaBatchReadThroughWAL(t *testing.T) {
 			{Key: []byte("k2"), Value: []byte("v2")},
 		}
 		for range 2 {
-			res, err := n.Broker.AppendWait(ctx, topic, 1, kafkaBatch(recs), -1)
+			res, err := n.Broker.Append(ctx, topic, 1, kafkaBatch(recs), -1)
 			if err != nil || res.Err != nil {
 				t.Fatalf("append: %v %v", err, res.Err)
 			}

@@ -104,10 +104,7 @@ func (s *Server) handleDescribe(ctx *fasthttp.RequestCtx, name string) {
 	if s.forward(ctx, "describe", t, p, 0) {
 		return
 	}
-	st, err := s.b.DescribeWait(rctx, t, p)
-	if err == nil {
-		err = st.Err
-	}
+	st, err := s.b.Describe(rctx, t, p)
 	if err != nil {
 		s.fail(ctx, "describe", err)
 		return
@@ -165,10 +162,7 @@ func (s *Server) handleTrim(ctx *fasthttp.RequestCtx) {
 	if s.forward(ctx, "trim", t, req.Partition, 0) {
 		return
 	}
-	res, err := s.b.TrimWait(rctx, t, req.Partition, req.Offset)
-	if err == nil {
-		err = res.Err
-	}
+	res, err := s.b.Trim(rctx, t, req.Partition, req.Offset)
 	if err != nil {
 		s.fail(ctx, "trim", s.withBounds(rctx, t, req.Partition, err))
 		return

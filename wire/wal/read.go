@@ -108,10 +108,7 @@ func (r *reader) read(ctx context.Context, wait time.Duration) error {
 		if i == 0 {
 			f.MaxWait = wait
 		}
-		fr, err := r.s.b.FetchWait(ctx, r.t, r.p, f)
-		if err == nil {
-			err = fr.Err
-		}
+		fr, err := r.s.b.Fetch(ctx, r.t, r.p, f)
 		if err != nil {
 			if i > 0 {
 				return nil // answer with what the earlier fetches found
@@ -204,8 +201,8 @@ func (s *Server) withBounds(ctx context.Context, t meta.Topic, p int32, err erro
 	if !errors.Is(err, actors.ErrOffsetOutOfRange) {
 		return err
 	}
-	st, derr := s.b.DescribeWait(ctx, t, p)
-	if derr != nil || st.Err != nil {
+	st, derr := s.b.Describe(ctx, t, p)
+	if derr != nil {
 		return err
 	}
 	return &rangeError{err: err, start: st.LogStartOffset, end: st.HighWatermark}

@@ -158,10 +158,7 @@ func (ts *tailStream) follow(err error) bool {
 // owner.
 func (ts *tailStream) logEnd(ctx context.Context, owner meta.Node, self bool) (int64, error) {
 	if self {
-		st, err := ts.s.b.DescribeWait(ctx, ts.t, ts.p)
-		if err == nil {
-			err = st.Err
-		}
+		st, err := ts.s.b.Describe(ctx, ts.t, ts.p)
 		return st.HighWatermark, err
 	}
 	uri := logsPrefix + url.PathEscape(ts.t.Name) + "?partition=" + strconv.FormatInt(int64(ts.p), 10)
@@ -181,11 +178,8 @@ func (ts *tailStream) logEnd(ctx context.Context, owner meta.Node, self bool) (i
 // forwarded to the owner.
 func (ts *tailStream) poll(ctx context.Context, owner meta.Node, self bool, wait time.Duration) (tailChunk, error) {
 	if self {
-		fr, err := ts.s.b.FetchWait(ctx, ts.t, ts.p, actors.Fetch{Offset: ts.next, MaxBytes: ts.fetchBytes, MaxWait: wait})
-		if err != nil {
-			return tailChunk{}, err // only ctx ends FetchWait
-		}
-		return tailChunk{batches: fr.Batches}, fr.Err
+		fr, err := ts.s.b.Fetch(ctx, ts.t, ts.p, actors.Fetch{Offset: ts.next, MaxBytes: ts.fetchBytes, MaxWait: wait})
+		return tailChunk{batches: fr.Batches}, err
 	}
 	body, err := json.Marshal(struct {
 		Name      string `json:"name"`
