@@ -220,6 +220,10 @@ func (p *partition) Receive(ctx actor.Context) {
 		p.onCommitted(m)
 	case *recovered:
 		p.onRecovered(m)
+	case *retryReload:
+		if p.phase == phaseRecovering {
+			p.reload()
+		}
 	case *leaseSweep:
 		p.onLeaseSweep(m)
 	case *parkExpired:
@@ -305,17 +309,19 @@ func (p *partition) start() {
 		p.log.Warn("topic has invalid config; using defaults", "err", err)
 		p.set, _ = p.b.TopicSettings(meta.Topic{Kind: p.topic.Kind})
 	}
-	resource := meta.PartitionResource(p.topic.ID, p.id)
+	// The I/O goroutine gets copies: a topic change may rewrite p.topic
+	// on the actor meanwhile.
+	id, part, resource := p.topic.ID, p.id, p.resource
 	p.io(func(ctx context.Context) {
 		var m started
 		asked := time.Now()
 		m.lease, m.err = p.b.meta.AcquireLease(ctx, resource, p.b.owner, p.b.opts.LeaseTTL)
 		m.deadline = asked.Add(p.b.opts.LeaseTTL)
 		if m.err == nil {
-			m.part, m.err = p.b.meta.Partition(ctx, p.topic.ID, p.id)
+			m.part, m.err = p.b.meta.Partition(ctx, id, part)
 		}
 		if m.err == nil {
-			m.producers, m.err = p.b.meta.Producers(ctx, p.topic.ID, p.id)
+			m.producers, m.err = p.b.meta.Producers(ctx, id, part)
 		}
 		p.send(&m)
 	})
@@ -442,14 +448,21 @@ func (p *partition) failAll(err error) {
 	p.bufAppend, p.bufDups, p.bufProds = nil, nil, nil
 	p.buf.Reset()
 	p.held = 0
+	p.unparkAll(func(f *Fetch) { f.fail(err) })
+}
+
+// unparkAll answers every parked reader with answer. The gauge is the
+// node's, shared by all partitions: it goes down by this partition's
+// readers only.
+func (p *partition) unparkAll(answer func(*Fetch)) {
 	for _, r := range p.parked {
 		if !r.done {
 			r.done = true
-			r.f.fail(err)
+			p.b.metrics.parkedReaders.Dec()
+			answer(r.f)
 		}
 	}
 	p.parked = nil
-	p.b.metrics.parkedReaders.Set(0)
 }
 
 // dropFlushes tells the flusher not to commit what it still holds of this
@@ -484,14 +497,7 @@ func (p *partition) startDrain() {
 	}
 	p.phase = phaseDraining
 	p.b.held.Delete(p.key) // stop advertising it as led from here
-	for _, r := range p.parked {
-		if !r.done {
-			r.done = true
-			p.answerFetch(r.f, nil)
-		}
-	}
-	p.parked = nil
-	p.b.metrics.parkedReaders.Set(0)
+	p.unparkAll(func(f *Fetch) { p.answerFetch(f, nil) })
 	if p.buf.Len() > 0 {
 		p.lingering = false
 		p.seal()
@@ -506,8 +512,7 @@ func (p *partition) maybeFinishDrain() {
 	p.phase = phaseStopped
 	p.b.held.Delete(p.key)
 	p.dropFlushes(true)
-	lease := p.lease
-	resource := meta.PartitionResource(p.topic.ID, p.id)
+	lease, resource := p.lease, p.resource
 	p.io(func(ctx context.Context) {
 		if err := p.b.meta.ReleaseLease(ctx, resource, lease.Owner, lease.Epoch); err != nil {
 			p.log.Warn("release lease", "err", err)

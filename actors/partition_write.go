@@ -374,7 +374,9 @@ func (p *partition) onRecovered(m *recovered) {
 	}
 	if m.err != nil {
 		p.log.Warn("reload partition state failed; retrying", "err", m.err)
-		time.AfterFunc(time.Second, p.reload)
+		// The retry comes back as a message: reload reads actor state,
+		// which only the actor's goroutine may touch.
+		time.AfterFunc(reloadRetry, func() { p.send(&retryReload{}) })
 		return
 	}
 	p.applyCommitted(m.part, m.producers)
@@ -408,6 +410,13 @@ func (p *partition) resolveUncertain(next int64) {
 		p.wakeReaders()
 	}
 }
+
+// reloadRetry is the pause between reloads of a recovering partition
+// while the metadata store fails.
+const reloadRetry = time.Second
+
+// retryReload asks a recovering partition to reload its state again.
+type retryReload struct{}
 
 // recovered carries committed state reloaded after a failed commit.
 type recovered struct {
