@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-
 	"github.com/morax-dev/morax/persistence/objstore"
 )
 
@@ -19,7 +17,7 @@ func (b *Broker) retentionLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			b.system.Root.Send(b.registry, &retentionTick{})
+			b.registry.tell(&retentionTick{})
 		}
 	}
 }
@@ -130,8 +128,8 @@ func (b *Broker) leaseLoop(ctx context.Context) {
 				sweep.renewed[l.Resource] = l.Epoch
 			}
 		}
-		b.pids.Range(func(_, pid any) bool {
-			b.system.Root.Send(pid.(*actor.PID), sweep)
+		b.pids.Range(func(_, mb any) bool {
+			mb.(*mailbox).tell(sweep)
 			return true
 		})
 	}

@@ -26,13 +26,17 @@ type Broker struct {
 	blocks  *blockCache
 	metrics *metrics
 
-	registry *actor.PID
-	flusher  *flusher
+	// registry is the mailbox of the node's partition registry actor.
+	registry *mailbox
+	// partitionKind is what partition actors' mailboxes share.
+	partitionKind *mailboxKind
+	flusher       *flusher
 	// partitionLives numbers partition actor lives for the flusher.
 	partitionLives atomic.Uint64
-	// pids caches the partition actors' PIDs by partition. Only the registry
-	// actor writes it; everyone may read it to skip a hop through the registry.
-	pids sync.Map // meta.PartitionKey -> *actor.PID
+	// pids caches the partition actors' mailboxes by partition. Only the
+	// registry actor writes it; everyone may read it to skip a hop through
+	// the registry.
+	pids sync.Map // meta.PartitionKey -> *mailbox
 	// held maps the partitions whose lease a ready actor of this node holds
 	// to the lease epoch. Partition actors write their own entry; routing
 	// reads it, fresher than the cluster view.
@@ -72,22 +76,13 @@ func New(opts Options, store meta.Store, objects objstore.Store) (*Broker, error
 	b.blocks = newBlockCache(objects, opts.BlockCacheBytes, opts.BlockSize, b.metrics)
 	logger := opts.Logger
 	b.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger.With("lib", "protoactor") }))
-	// Every request is answered exactly once: one that reaches a stopped
-	// actor is failed from the dead-letter stream.
-	b.system.EventStream.Subscribe(func(evt any) {
-		if dl, ok := evt.(*actor.DeadLetterEvent); ok {
-			if r, ok := dl.Message.(Request); ok {
-				r.fail(ErrNotOwner)
-			}
-		}
-	})
-	props := actor.PropsFromProducer(func() actor.Actor { return newRegistry(b) },
-		actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })))
-	pid, err := b.system.Root.SpawnNamed(props, "registry")
+	b.partitionKind = newMailboxKind(b.metrics, "partition", int64(opts.MailboxRequests), ErrNotOwner)
+	registryKind := newMailboxKind(b.metrics, "registry", int64(opts.MailboxRequests), ErrShuttingDown)
+	reg, err := spawnOwner(b.system.Root, b.system.Root, registryKind, "registry", func(mb *mailbox) actor.Actor { return newRegistry(b, mb) })
 	if err != nil {
-		return nil, fmt.Errorf("spawn registry: %w", err)
+		return nil, err
 	}
-	b.registry = pid
+	b.registry = reg
 	b.flusher = newFlusher(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.stopBg = cancel
@@ -128,7 +123,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		c.close() // before the drain, so it starts nothing new
 	}
 	done := make(chan struct{})
-	b.system.Root.Send(b.registry, &drainAll{done: done})
+	b.registry.tell(&drainAll{done: done})
 	var err error
 	select {
 	case <-done:
@@ -163,15 +158,15 @@ func (b *Broker) Send(t meta.Topic, p int32, r Request) {
 		a.reserved, a.budget = n, b.budget
 	}
 	key := meta.PartitionKey{TopicID: t.ID, Partition: p}
-	if pid, ok := b.pids.Load(key); ok {
-		b.system.Root.Send(pid.(*actor.PID), r)
+	if mb, ok := b.pids.Load(key); ok {
+		mb.(*mailbox).request(r)
 		return
 	}
 	if c := b.cluster.Load(); c != nil && !c.mayStart(t.ID, p) {
 		r.fail(fmt.Errorf("%w: %s/%d is served by another node", ErrNotOwner, t.Name, p))
 		return
 	}
-	b.system.Root.Send(b.registry, &route{topic: t, partition: p, req: r})
+	b.registry.request(&route{topic: t, partition: p, req: r})
 }
 
 // CreateTopic creates a topic. ID and CreatedAt are filled in.
@@ -264,7 +259,7 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 		return err
 	}
 	stopped := make(chan struct{})
-	b.system.Root.Send(b.registry, &stopTopic{id: t.ID, done: stopped})
+	b.registry.tell(&stopTopic{id: t.ID, done: stopped})
 	select {
 	case <-stopped:
 	case <-ctx.Done():
@@ -302,7 +297,7 @@ func (b *Broker) SetTopicConfig(ctx context.Context, name string, config map[str
 	}
 	t.Config = config
 	b.cacheTopic(t)
-	b.system.Root.Send(b.registry, &topicChanged{topic: t})
+	b.registry.tell(&topicChanged{topic: t})
 	return nil
 }
 

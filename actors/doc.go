@@ -5,9 +5,11 @@
 // wire/wal) call.
 //
 // Requests are plain Go structs carrying a Reply callback, never protoactor
-// futures: the hot path allocates no future per message, and every request
-// is answered exactly once (a request sent to a stopped actor is answered
-// from the dead-letter stream with ErrNotOwner).
+// futures: the hot path allocates no future per message. Owners are reached
+// only through their mailbox (mailbox.go), which is named, bounded and
+// counted in metrics, and answers every request exactly once: a request
+// sent to an owner that has stopped is refused by the mailbox itself.
+// Call (call.go) turns a request into an ordinary call for code that waits.
 //
 // Slow work (object uploads, metadata commits, cold reads) runs on
 // goroutines outside the actor and reports back as messages, so a

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-
 	"github.com/morax-dev/morax/persistence/meta"
 )
 
@@ -68,9 +66,9 @@ type packObject struct {
 // reads only fields fixed at seal time (data and commit); the partition
 // owns the rest of *f.
 type handedFlush struct {
-	from   *actor.PID
-	src    uint64 // partition incarnation
-	gen    uint64 // the partition's flush generation at seal time
+	from   *mailbox // the partition's
+	src    uint64   // partition incarnation
+	gen    uint64   // the partition's flush generation at seal time
 	f      *flush
 	commit meta.FlushCommit
 }
@@ -127,7 +125,7 @@ func (f *flusher) send(m any) {
 	case f.in <- m:
 	case <-f.done:
 		if h, ok := m.(*handedFlush); ok {
-			f.b.system.Root.Send(h.from, &uploadDone{f: h.f, err: ErrShuttingDown})
+			h.from.tell(&uploadDone{f: h.f, err: ErrShuttingDown})
 		}
 	}
 }
@@ -197,7 +195,7 @@ func (f *flusher) handle(m any) {
 // its partition already gave it up.
 func (f *flusher) add(h *handedFlush) {
 	if f.unwanted(h) {
-		f.b.system.Root.Send(h.from, &uploadDone{f: h.f, err: fmt.Errorf("%w: an earlier flush failed", ErrStorage)})
+		h.from.tell(&uploadDone{f: h.f, err: fmt.Errorf("%w: an earlier flush failed", ErrStorage)})
 		return
 	}
 	if f.open == nil {
@@ -224,7 +222,7 @@ func (f *flusher) drop(src, gen uint64) {
 // answer sends a partition the end of one of its flushes.
 func (f *flusher) answer(h *handedFlush, m any) {
 	f.pending[h.src]--
-	f.b.system.Root.Send(h.from, m)
+	h.from.tell(m)
 	f.tidy(h.src)
 }
 

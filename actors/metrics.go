@@ -29,6 +29,8 @@ type metrics struct {
 	clusterNodes   prometheus.Gauge
 	retentionBytes prometheus.Counter
 	orphansDeleted prometheus.Counter
+	mailboxDepth   *prometheus.GaugeVec
+	mailboxRefused *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
@@ -59,6 +61,10 @@ func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
 		retentionBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_retention_deleted_objects_total",
 			Help: "Objects deleted by retention or trims once no segment referenced them."}),
 		orphansDeleted: prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_orphan_objects_deleted_total", Help: "Uncommitted objects removed by the sweep."}),
+		mailboxDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "morax_mailbox_depth",
+			Help: "Messages sent to owners (actors) and not yet received, summed over the owners of each kind."}, []string{"owner"}),
+		mailboxRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "morax_mailbox_refused_total",
+			Help: "Requests refused because their owner's mailbox was full, by kind of owner."}, []string{"owner"}),
 	}
 	m.bufferedBytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "morax_buffered_bytes", Help: "Bytes of appends not yet acknowledged on this node."},
 		func() float64 { return float64(b.used.Load()) })
@@ -66,7 +72,7 @@ func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
 		reg.MustRegister(m.appends, m.appendBytes, m.appendErrors, m.flushes, m.flushBytes, m.flushSegments, m.segments, m.flushRecords,
 			m.uploadSeconds, m.commitSeconds, m.metaCommits, m.flushFailures, m.bufferedBytes, m.fetches,
 			m.fetchBytes, m.tailHits, m.coldReads, m.blockHits, m.blockMisses, m.parkedReaders, m.partitions, m.clusterNodes,
-			m.retentionBytes, m.orphansDeleted)
+			m.retentionBytes, m.orphansDeleted, m.mailboxDepth, m.mailboxRefused)
 	}
 	return m
 }

@@ -54,6 +54,10 @@ type Options struct {
 	OrphanMinAge time.Duration
 	// IOTimeout bounds one upload, commit or read.
 	IOTimeout time.Duration
+	// MailboxRequests bounds the messages queued for one owner (a
+	// partition actor, the registry): past it, requests are refused with
+	// ErrBackpressure instead of queueing.
+	MailboxRequests int
 	// Logger receives the broker's logs.
 	Logger *slog.Logger
 	// Metrics is where the broker registers its metrics; nil registers none.
@@ -82,6 +86,7 @@ func DefaultOptions() Options {
 		RetentionInterval:  time.Minute,
 		OrphanMinAge:       time.Hour,
 		IOTimeout:          30 * time.Second,
+		MailboxRequests:    4096,
 		Now:                time.Now,
 	}
 }
@@ -138,6 +143,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.IOTimeout <= 0 {
 		o.IOTimeout = d.IOTimeout
+	}
+	if o.MailboxRequests <= 0 {
+		o.MailboxRequests = d.MailboxRequests
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

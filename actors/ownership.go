@@ -391,13 +391,13 @@ func (c *ownership) placePartitions(v *ClusterView, topics []meta.Topic) {
 			switch {
 			case desired == v.Self && !running[key]:
 				if c.mayStart(t.ID, p) {
-					c.b.system.Root.Send(c.b.registry, &ensure{topic: t, partition: p})
+					c.b.registry.tell(&ensure{topic: t, partition: p})
 				}
 			case desired != v.Self && desired != "" && running[key] && !c.moving[key] && moves < c.o.MaxMovesPerPoll:
 				moves++
 				c.moving[key] = true
 				c.b.opts.Logger.Info("handing partition over", "topic", t.Name, "partition", p, "to", desired)
-				c.b.system.Root.Send(c.b.registry, &drainOne{key: key})
+				c.b.registry.tell(&drainOne{key: key})
 			}
 		}
 	}
@@ -515,7 +515,7 @@ func (b *Broker) syncTopics(ctx context.Context, topics []meta.Topic) {
 	b.topicsMu.RUnlock()
 	for _, t := range changed {
 		b.cacheTopic(t)
-		b.system.Root.Send(b.registry, &topicChanged{topic: t})
+		b.registry.tell(&topicChanged{topic: t})
 	}
 	for _, t := range gone {
 		// The list may predate a topic created here since: ask again.
@@ -523,6 +523,6 @@ func (b *Broker) syncTopics(ctx context.Context, topics []meta.Topic) {
 			continue
 		}
 		b.uncacheTopicID(t)
-		b.system.Root.Send(b.registry, &stopTopic{id: t.ID, done: make(chan struct{})})
+		b.registry.tell(&stopTopic{id: t.ID, done: make(chan struct{})})
 	}
 }

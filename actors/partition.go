@@ -78,8 +78,12 @@ type partition struct {
 	key   meta.PartitionKey
 	log   *slog.Logger
 	set   TopicSettings
-	self  *actor.PID
-	root  *actor.RootContext
+	// mb is the actor's own mailbox: the way its timers and I/O
+	// goroutines come back to it, and what it closes when it retires.
+	mb *mailbox
+	// retired is set once the actor handed itself back to the registry;
+	// Receive then closes its mailbox.
+	retired bool
 
 	phase partitionPhase
 	stash []Request // requests that arrived while starting or recovering
@@ -168,21 +172,29 @@ type parkedReader struct {
 	done bool
 }
 
-func newPartition(b *Broker, t meta.Topic, p int32) *partition {
+func newPartition(b *Broker, t meta.Topic, p int32, mb *mailbox) *partition {
 	return &partition{
+		mb:       mb,
 		b:        b,
 		topic:    t,
 		id:       p,
 		key:      meta.PartitionKey{TopicID: t.ID, Partition: p},
 		resource: meta.PartitionResource(t.ID, p),
 		log:      b.opts.Logger.With("topic", t.Name, "partition", p),
-		root:     b.system.Root,
 		src:      b.partitionLives.Add(1),
 	}
 }
 
 // Receive implements actor.Actor.
 func (p *partition) Receive(ctx actor.Context) {
+	if !p.mb.receive(ctx) {
+		return
+	}
+	defer func() {
+		if p.retired {
+			p.mb.close(ctx)
+		}
+	}()
 	defer func() {
 		if r := recover(); r != nil {
 			p.log.Error("partition actor panicked; stopping it", "panic", r, "stack", string(debug.Stack()))
@@ -197,7 +209,6 @@ func (p *partition) Receive(ctx actor.Context) {
 	}()
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		p.self = ctx.Self()
 		p.start()
 	case *started:
 		p.onStarted(m)
@@ -290,7 +301,7 @@ func (p *partition) handle(r Request) {
 }
 
 // send delivers a message to this actor from any goroutine.
-func (p *partition) send(msg any) { p.root.Send(p.self, msg) }
+func (p *partition) send(msg any) { p.mb.tell(msg) }
 
 // io runs fn on its own goroutine with the broker's I/O timeout.
 func (p *partition) io(fn func(ctx context.Context)) {
@@ -413,14 +424,15 @@ func (p *partition) stop(err error) {
 	p.retire()
 }
 
-// retire asks the registry to stop this actor. The actor does not stop
-// itself: protoactor drops, unanswered, the messages that reach a stopped
-// actor before its PID is unregistered, and requests hold callers that
-// wait for an answer. So the registry first takes the PID out of its maps
-// (no new request reaches it), lets it answer stragglers with ErrNotOwner
-// for a grace period, and only then stops it.
+// retire hands the partition back to the registry, which routes nothing
+// more to it, and closes its mailbox: requests still on their way are
+// answered with ErrNotOwner, and the actor stops once none is left.
 func (p *partition) retire() {
-	p.root.Send(p.b.registry, &retire{key: p.key, pid: p.self})
+	if p.retired {
+		return
+	}
+	p.retired = true
+	p.b.registry.tell(&retire{key: p.key, mb: p.mb})
 }
 
 // failAll answers every waiting request with err.

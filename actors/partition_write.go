@@ -190,7 +190,7 @@ func (p *partition) seal() {
 	p.inflight = append(p.inflight, f)
 	p.handedAny = true
 	p.b.flusher.send(&handedFlush{
-		from: p.self,
+		from: p.mb,
 		src:  p.src,
 		gen:  p.flushGen,
 		f:    f,

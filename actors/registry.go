@@ -3,7 +3,6 @@ package actors
 import (
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -37,23 +36,33 @@ type (
 	topicChanged struct{ topic meta.Topic }
 	// retentionTick asks every partition to apply retention.
 	retentionTick struct{}
-	// retire says a partition actor has stopped serving (phaseStopped) and
-	// should be unregistered now and stopped after retireGrace.
+	// retire says a partition actor has stopped serving and closed its
+	// mailbox: it is unregistered, and stops by itself once its mailbox
+	// is empty.
 	retire struct {
 		key meta.PartitionKey
-		pid *actor.PID
+		mb  *mailbox
 	}
 )
 
-// retireGrace is how long a retired partition actor keeps answering
-// requests that were sent to its PID before it left the registry's maps.
-const retireGrace = 2 * time.Second
+// A route carries a request: refusing the route refuses the request, and
+// the registry's mailbox bounds routes like any owner's requests.
+func (m *route) fail(err error) { m.req.fail(err) }
+func (m *route) size() int      { return m.req.size() }
+
+// Waiting for partitions to stop is over once the registry itself has
+// stopped: everything it supervised stopped before it.
+func (m *stopTopic) fail(error) { close(m.done) }
+func (m *stopTopic) size() int  { return 0 }
+func (m *drainAll) fail(error)  { close(m.done) }
+func (m *drainAll) size() int   { return 0 }
 
 // registry is the node's partition supervisor. It owns the map of running
 // partition actors; the Broker's pids cache mirrors it for readers.
 type registry struct {
 	b        *Broker
-	children map[meta.PartitionKey]*actor.PID
+	mb       *mailbox // its own
+	children map[meta.PartitionKey]*mailbox
 	keys     map[string]meta.PartitionKey // by PID id
 	seq      int
 	draining chan struct{} // non-nil once drainAll arrived
@@ -61,64 +70,74 @@ type registry struct {
 	waiting []*stopTopic
 }
 
-func newRegistry(b *Broker) *registry {
-	return &registry{b: b, children: map[meta.PartitionKey]*actor.PID{}, keys: map[string]meta.PartitionKey{}}
+func newRegistry(b *Broker, mb *mailbox) *registry {
+	return &registry{b: b, mb: mb, children: map[meta.PartitionKey]*mailbox{}, keys: map[string]meta.PartitionKey{}}
 }
 
 // Receive implements actor.Actor.
 func (r *registry) Receive(ctx actor.Context) {
+	if !r.mb.receive(ctx) {
+		return
+	}
 	switch m := ctx.Message().(type) {
 	case *route:
 		r.route(ctx, m)
 	case *retire:
-		r.forget(m.key, m.pid)
-		pid, system := m.pid, ctx.ActorSystem()
-		time.AfterFunc(retireGrace, func() { system.Root.Stop(pid) })
+		r.forget(ctx, m.key, m.mb.pid.Load())
 	case *actor.Terminated:
 		key, ok := r.keys[m.Who.Id]
 		if !ok {
 			return
 		}
 		delete(r.keys, m.Who.Id)
-		r.forget(key, m.Who)
+		r.forget(ctx, key, m.Who)
 	case *ensure:
 		key := meta.PartitionKey{TopicID: m.topic.ID, Partition: m.partition}
 		if r.children[key] == nil && r.draining == nil && !r.b.closing.Load() && !r.deleting(m.topic.ID) {
 			r.spawn(ctx, m.topic, m.partition)
 		}
 	case *drainOne:
-		if pid := r.children[m.key]; pid != nil {
-			ctx.Send(pid, &drain{})
+		if mb := r.children[m.key]; mb != nil {
+			mb.tell(&drain{})
 		}
 	case *drainAll:
-		if len(r.children) == 0 {
-			close(m.done)
-			return
-		}
 		r.draining = m.done
-		for _, pid := range r.children {
-			ctx.Send(pid, &drain{})
+		for _, mb := range r.children {
+			mb.tell(&drain{})
 		}
+		r.maybeDrained(ctx)
 	case *stopTopic:
-		for key, pid := range r.children {
+		for key, mb := range r.children {
 			if key.TopicID == m.id {
 				r.b.pids.Delete(key)
-				ctx.Send(pid, &stopNow{err: fmt.Errorf("%w: topic deleted", ErrUnknownTopic)})
+				mb.tell(&stopNow{err: fmt.Errorf("%w: topic deleted", ErrUnknownTopic)})
 			}
 		}
 		r.waiting = append(r.waiting, m)
 		r.checkWaiting()
 	case *topicChanged:
-		for key, pid := range r.children {
+		for key, mb := range r.children {
 			if key.TopicID == m.topic.ID {
-				ctx.Send(pid, m)
+				mb.tell(m)
 			}
 		}
 	case *retentionTick:
-		for _, pid := range r.children {
-			ctx.Send(pid, m)
+		for _, mb := range r.children {
+			mb.tell(m)
 		}
 	}
+}
+
+// maybeDrained completes a drainAll once no partition runs, and closes
+// the registry's mailbox: the node is stopping, and whatever reaches it
+// from now on is refused with ErrShuttingDown.
+func (r *registry) maybeDrained(ctx actor.Context) {
+	if r.draining == nil || len(r.children) > 0 {
+		return
+	}
+	close(r.draining)
+	r.draining = nil
+	r.mb.close(ctx)
 }
 
 func (r *registry) route(ctx actor.Context, m *route) {
@@ -131,30 +150,27 @@ func (r *registry) route(ctx actor.Context, m *route) {
 		return
 	}
 	key := meta.PartitionKey{TopicID: m.topic.ID, Partition: m.partition}
-	pid := r.children[key]
-	if pid == nil {
+	mb := r.children[key]
+	if mb == nil {
 		var err error
-		if pid, err = r.spawn(ctx, m.topic, m.partition); err != nil {
+		if mb, err = r.spawn(ctx, m.topic, m.partition); err != nil {
 			m.req.fail(fmt.Errorf("%w: start partition actor: %v", ErrNotOwner, err))
 			return
 		}
 	}
-	ctx.Send(pid, m.req)
+	mb.request(m.req)
 }
 
 // forget removes a partition actor from the maps, so no request is routed
 // to it any more, and completes the drains and topic stops waiting for it.
-func (r *registry) forget(key meta.PartitionKey, pid *actor.PID) {
-	if cur := r.children[key]; cur != nil && cur.Id == pid.Id {
+func (r *registry) forget(ctx actor.Context, key meta.PartitionKey, pid *actor.PID) {
+	if cur := r.children[key]; cur != nil && cur.pid.Load().Id == pid.Id {
 		delete(r.children, key)
 		r.b.pids.Delete(key)
 	}
 	r.b.metrics.partitions.Set(float64(len(r.children)))
 	r.checkWaiting()
-	if r.draining != nil && len(r.children) == 0 {
-		close(r.draining)
-		r.draining = nil
-	}
+	r.maybeDrained(ctx)
 }
 
 // deleting reports whether a topic's partitions are being stopped for its
@@ -169,21 +185,19 @@ func (r *registry) deleting(id meta.TopicID) bool {
 }
 
 // spawn starts the actor of a partition; its start takes the lease.
-func (r *registry) spawn(ctx actor.Context, t meta.Topic, p int32) (*actor.PID, error) {
+func (r *registry) spawn(ctx actor.Context, t meta.Topic, p int32) (*mailbox, error) {
 	r.seq++
 	name := "p-" + t.ID.String() + "-" + strconv.Itoa(int(p)) + "-" + strconv.Itoa(r.seq)
-	props := actor.PropsFromProducer(func() actor.Actor { return newPartition(r.b, t, p) },
-		actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })))
-	pid, err := ctx.SpawnNamed(props, name)
+	mb, err := spawnOwner(ctx, r.b.system.Root, r.b.partitionKind, name, func(mb *mailbox) actor.Actor { return newPartition(r.b, t, p, mb) })
 	if err != nil {
 		return nil, err
 	}
 	key := meta.PartitionKey{TopicID: t.ID, Partition: p}
-	r.children[key] = pid
-	r.keys[pid.Id] = key
-	r.b.pids.Store(key, pid)
+	r.children[key] = mb
+	r.keys[mb.pid.Load().Id] = key
+	r.b.pids.Store(key, mb)
 	r.b.metrics.partitions.Set(float64(len(r.children)))
-	return pid, nil
+	return mb, nil
 }
 
 // checkWaiting closes the done channel of every stopTopic whose partitions
