@@ -13,36 +13,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/morax-dev/morax/internal/clustertest"
 )
-
-// buildMorax compiles the binary once per test into a temp dir.
-func buildMorax(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "morax")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// freePort returns a loopback address with a port nobody listens on now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // TestStartEmbeddedAndStop runs `morax start` with no config file: it must
 // answer health on the WAL port, accept TCP on the Kafka port, and exit 0
 // within 10 s of SIGTERM.
 func TestStartEmbeddedAndStop(t *testing.T) {
-	bin := buildMorax(t)
-	kafkaAddr, walAddr := freePort(t), freePort(t)
+	bin := clustertest.Binary(t)
+	kafkaAddr, walAddr := clustertest.FreePort(t), clustertest.FreePort(t)
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "start", "--data-dir", filepath.Join(dir, "data"))
 	cmd.Env = append(os.Environ(),
@@ -109,8 +89,8 @@ func TestStartEmbeddedAndStop(t *testing.T) {
 // are printed with their key paths, and the node exits non-zero without
 // binding its ports.
 func TestStartRejectsBadConfig(t *testing.T) {
-	bin := buildMorax(t)
-	kafkaAddr := freePort(t)
+	bin := clustertest.Binary(t)
+	kafkaAddr := clustertest.FreePort(t)
 	file := filepath.Join(t.TempDir(), "bad.toml")
 	conf := fmt.Sprintf(`
 [server.kafka_broker]
@@ -160,11 +140,11 @@ func TestVersion(t *testing.T) {
 // once instead of waiting out the old run's leases (60 s here). A second
 // process on a directory in use is refused with a clear error.
 func TestEmbeddedRestartAfterCrash(t *testing.T) {
-	bin := buildMorax(t)
+	bin := clustertest.Binary(t)
 	data := filepath.Join(t.TempDir(), "data")
-	walAddr := freePort(t)
+	walAddr := clustertest.FreePort(t)
 	env := append(os.Environ(),
-		"MORAX_SERVER_KAFKA_BROKER_LISTEN_ADDR="+freePort(t),
+		"MORAX_SERVER_KAFKA_BROKER_LISTEN_ADDR="+clustertest.FreePort(t),
 		"MORAX_SERVER_WAL_BROKER_LISTEN_ADDR="+walAddr,
 		"MORAX_CLUSTER_LEASE_TTL=60s")
 	start := func() (*exec.Cmd, *lockedBuffer) {
