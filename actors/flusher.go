@@ -21,7 +21,7 @@ import (
 //
 // Objects commit strictly in the order they were cut. A partition hands its
 // flushes over in offset order and each lands in the open object or a later
-// one, so the partition's commits stay in offset order (DESIGN write path,
+// one, so the partition's commits stay in offset order (docs/ARCHITECTURE.md write path,
 // step 4) while uploads overlap.
 //
 // The run goroutine owns every field below in; others only send to in.

@@ -154,7 +154,7 @@ type StorageConfig struct {
 }
 
 // PartitionConfig sets the per-partition write path and the byte limits that
-// keep memory bounded (DESIGN.md invariant 5).
+// keep memory bounded (docs/ARCHITECTURE.md, invariant 5).
 type PartitionConfig struct {
 	// FlushBytes flushes a partition's buffer once it holds this much.
 	FlushBytes int64 `toml:"flush_bytes"`

@@ -197,7 +197,7 @@ type Cost struct {
 	// PutsPerGiB is ObjectPuts per GiB of IngestBytes: the request cost of
 	// storing data, which object store pricing charges per call.
 	PutsPerGiB float64 `json:"puts_per_gib"`
-	// TransactionsPerFlush should be exactly 1 (DESIGN.md write path).
+	// TransactionsPerFlush should be exactly 1 (docs/ARCHITECTURE.md, write path).
 	TransactionsPerFlush float64 `json:"transactions_per_flush"`
 	// Reset is set when a counter went down between the scrapes (the node
 	// restarted): the figures then cover only the time since the restart.
