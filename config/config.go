@@ -47,6 +47,8 @@ type Config struct {
 	// Partition sets the per-partition write path and the memory bounds
 	// that keep it from growing without limit.
 	Partition PartitionConfig `toml:"partition"`
+	// Group sets the consumer-group coordinator's limits.
+	Group GroupConfig `toml:"group"`
 	// Cluster sets node identity, lease timing and the node-to-node
 	// listener.
 	Cluster ClusterConfig `toml:"cluster"`
@@ -62,6 +64,10 @@ type ServerConfig struct {
 	KafkaBroker KafkaBrokerConfig `toml:"kafka_broker"`
 	// WALBroker is the HTTP WAL API listener, which also serves /metrics.
 	WALBroker WALBrokerConfig `toml:"wal_broker"`
+	// ShutdownTimeout bounds a graceful stop: listeners drain, partitions
+	// commit what they buffered, leases are released. Past it the node
+	// stops anyway; what it had not committed was never acknowledged.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 }
 
 // MetaConfig chooses the metadata store.
@@ -93,6 +99,11 @@ type KafkaBrokerConfig struct {
 	// of CreateTopics requests that ask for the default (-1). int32 because
 	// that is what the Kafka protocol carries.
 	DefaultPartitions int32 `toml:"default_partitions"`
+	// MaxInflightRequests bounds the requests one connection may have
+	// awaiting responses; the connection stops reading while it is reached.
+	// Clients keep a handful in flight (five for idempotent producers), so
+	// this only bites on abuse.
+	MaxInflightRequests int64 `toml:"max_inflight_requests"`
 }
 
 // WALBrokerConfig is the HTTP WAL API listener.
@@ -108,6 +119,12 @@ type WALBrokerConfig struct {
 	// AllowPerLogStorage lets a WAL client choose storage settings per log
 	// when creating it; off by default so operators decide where data goes.
 	AllowPerLogStorage bool `toml:"allow_per_log_storage"`
+	// RequestTimeout bounds the broker work of one request, on top of the
+	// wait a long-polling read asked for.
+	RequestTimeout Duration `toml:"request_timeout"`
+	// TailHeartbeat is how often an idle tail stream sends a keep-alive
+	// comment, which is also how the node notices a tail's client left.
+	TailHeartbeat Duration `toml:"tail_heartbeat"`
 }
 
 // StorageConfig says where segment objects live. Keys that apply to one
@@ -186,6 +203,42 @@ type PartitionConfig struct {
 	// orphan sweep deletes it; it must outlast any upload that may still
 	// commit.
 	OrphanMinAge Duration `toml:"orphan_min_age"`
+	// MaxInflightFlushes bounds the flushes of one partition that are
+	// uploading or committing at once; past it the partition buffers.
+	MaxInflightFlushes int64 `toml:"max_inflight_flushes"`
+	// ReadBlockBytes is the unit of ranged reads from object storage, and
+	// so of the block cache.
+	ReadBlockBytes int64 `toml:"read_block_bytes"`
+	// IOTimeout bounds one upload, metadata commit or storage read that a
+	// partition, the flusher or a group coordinator issues.
+	IOTimeout Duration `toml:"io_timeout"`
+}
+
+// GroupConfig sets the consumer-group coordinator's limits. The defaults
+// are Kafka's (group.min.session.timeout.ms and so on), so clients tuned
+// for Kafka behave the same here.
+type GroupConfig struct {
+	// MinSessionTimeout and MaxSessionTimeout bound the session timeout a
+	// joining member may ask for (Kafka group.min/max.session.timeout.ms).
+	MinSessionTimeout Duration `toml:"min_session_timeout"`
+	// MaxSessionTimeout: see MinSessionTimeout.
+	MaxSessionTimeout Duration `toml:"max_session_timeout"`
+	// InitialRebalanceDelay is how long the first rebalance of an empty
+	// group waits for more members to join (Kafka
+	// group.initial.rebalance.delay.ms); 0 rebalances at once.
+	InitialRebalanceDelay Duration `toml:"initial_rebalance_delay"`
+	// MaxSize bounds the members of one group (Kafka group.max.size).
+	MaxSize int64 `toml:"max_size"`
+	// MaxOffsetMetadataBytes bounds the metadata string of a committed
+	// offset (Kafka offset.metadata.max.bytes).
+	MaxOffsetMetadataBytes int64 `toml:"max_offset_metadata_bytes"`
+	// IdleTimeout is how long an empty group's actor stays in memory
+	// without requests; its state is in the metadata store either way.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// MaxPendingBytes bounds the bytes of group requests queued or parked
+	// in the coordinator (join metadata, assignments, commits); past it new
+	// requests are refused as retriable.
+	MaxPendingBytes int64 `toml:"max_pending_bytes"`
 }
 
 // ClusterConfig sets node identity, lease timing and the node-to-node
@@ -205,6 +258,13 @@ type ClusterConfig struct {
 	// RemoteListenAddr is the host:port other nodes reach this node on to
 	// forward WAL requests to partition owners.
 	RemoteListenAddr string `toml:"remote_listen_addr"`
+	// PollInterval is how often the ownership loop reads nodes, leases and
+	// topics: it bounds how stale routes are and how soon a released lease
+	// is taken up.
+	PollInterval Duration `toml:"poll_interval"`
+	// MaxMovesPerPoll bounds the partitions a node hands over per poll, so
+	// a joining node takes its share gradually.
+	MaxMovesPerPoll int64 `toml:"max_moves_per_poll"`
 }
 
 // TelemetryConfig sets logging and metrics.
@@ -236,6 +296,11 @@ type MetricsConfig struct {
 // Default returns the embedded single-node configuration: metadata in SQLite
 // and objects as files, both under ./data, listeners on localhost. It is
 // what `morax start` runs with and no config file, and it validates.
+//
+// It is the one place default values live: the components' own defaults
+// for zero option fields (actors.DefaultOptions, kafka.DefaultConfig and
+// the like) are read from it, so a node run without a config file and a
+// component built in a test agree.
 func Default() Config {
 	const mib = 1 << 20
 	return Config{
@@ -247,12 +312,21 @@ func Default() Config {
 				IdleTimeout:       Duration(10 * time.Minute),
 				AutoCreateTopics:  true,
 				DefaultPartitions: 1,
+				// Clients keep five or so requests in flight; 64 leaves
+				// room for pipelining tools without letting one socket
+				// queue without bound.
+				MaxInflightRequests: 64,
 			},
 			WALBroker: WALBrokerConfig{
-				ListenAddr:   "127.0.0.1:8848",
-				MaxBodyBytes: 16 * mib,
-				MaxWait:      Duration(30 * time.Second),
+				ListenAddr:     "127.0.0.1:8848",
+				MaxBodyBytes:   16 * mib,
+				MaxWait:        Duration(30 * time.Second),
+				RequestTimeout: Duration(30 * time.Second),
+				// Well inside the 60 s idle timeouts of common proxies
+				// and load balancers, so they do not cut a quiet tail.
+				TailHeartbeat: Duration(15 * time.Second),
 			},
+			ShutdownTimeout: Duration(8 * time.Second),
 		},
 		Storage: StorageConfig{
 			Scheme:         SchemeFS,
@@ -273,11 +347,25 @@ func Default() Config {
 			MaxMessageBytes:        mib + 12,
 			RetentionCheckInterval: Duration(time.Minute),
 			OrphanMinAge:           Duration(time.Hour),
+			MaxInflightFlushes:     4,
+			ReadBlockBytes:         mib,
+			IOTimeout:              Duration(30 * time.Second),
+		},
+		Group: GroupConfig{
+			MinSessionTimeout:      Duration(6 * time.Second),
+			MaxSessionTimeout:      Duration(30 * time.Minute),
+			InitialRebalanceDelay:  Duration(3 * time.Second),
+			MaxSize:                1 << 30,
+			MaxOffsetMetadataBytes: 4096,
+			IdleTimeout:            Duration(5 * time.Minute),
+			MaxPendingBytes:        64 * mib,
 		},
 		Cluster: ClusterConfig{
 			LeaseTTL:          Duration(10 * time.Second),
 			HeartbeatInterval: Duration(2 * time.Second),
 			RemoteListenAddr:  "127.0.0.1:8090",
+			PollInterval:      Duration(250 * time.Millisecond),
+			MaxMovesPerPoll:   32,
 		},
 		Telemetry: TelemetryConfig{
 			Log:     LogConfig{Level: "info", Format: LogFormatText},

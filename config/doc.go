@@ -24,48 +24,64 @@
 // with dots replaced by underscores. The names are derived from the struct
 // tags (EnvVars lists them) and a test keeps this table in step:
 //
-//	data_dir                                 MORAX_DATA_DIR
-//	server.meta.service_url                  MORAX_SERVER_META_SERVICE_URL
-//	server.kafka_broker.listen_addr          MORAX_SERVER_KAFKA_BROKER_LISTEN_ADDR
-//	server.kafka_broker.advertised_addr      MORAX_SERVER_KAFKA_BROKER_ADVERTISED_ADDR
-//	server.kafka_broker.max_frame_bytes      MORAX_SERVER_KAFKA_BROKER_MAX_FRAME_BYTES
-//	server.kafka_broker.idle_timeout         MORAX_SERVER_KAFKA_BROKER_IDLE_TIMEOUT
-//	server.kafka_broker.auto_create_topics   MORAX_SERVER_KAFKA_BROKER_AUTO_CREATE_TOPICS
-//	server.kafka_broker.default_partitions   MORAX_SERVER_KAFKA_BROKER_DEFAULT_PARTITIONS
-//	server.wal_broker.listen_addr            MORAX_SERVER_WAL_BROKER_LISTEN_ADDR
-//	server.wal_broker.max_body_bytes         MORAX_SERVER_WAL_BROKER_MAX_BODY_BYTES
-//	server.wal_broker.max_wait               MORAX_SERVER_WAL_BROKER_MAX_WAIT
-//	server.wal_broker.allow_per_log_storage  MORAX_SERVER_WAL_BROKER_ALLOW_PER_LOG_STORAGE
-//	storage.scheme                           MORAX_STORAGE_SCHEME
-//	storage.dir                              MORAX_STORAGE_DIR
-//	storage.bucket                           MORAX_STORAGE_BUCKET
-//	storage.region                           MORAX_STORAGE_REGION
-//	storage.endpoint                         MORAX_STORAGE_ENDPOINT
-//	storage.access_key_id                    MORAX_STORAGE_ACCESS_KEY_ID
-//	storage.secret_access_key                MORAX_STORAGE_SECRET_ACCESS_KEY
-//	storage.path_style                       MORAX_STORAGE_PATH_STYLE
-//	storage.prefix                           MORAX_STORAGE_PREFIX
-//	storage.request_timeout                  MORAX_STORAGE_REQUEST_TIMEOUT
-//	storage.object_bytes                     MORAX_STORAGE_OBJECT_BYTES
-//	storage.object_linger                    MORAX_STORAGE_OBJECT_LINGER
-//	storage.max_uploads                      MORAX_STORAGE_MAX_UPLOADS
-//	partition.flush_bytes                    MORAX_PARTITION_FLUSH_BYTES
-//	partition.linger                         MORAX_PARTITION_LINGER
-//	partition.max_buffer_bytes               MORAX_PARTITION_MAX_BUFFER_BYTES
-//	partition.node_buffer_bytes              MORAX_PARTITION_NODE_BUFFER_BYTES
-//	partition.tail_cache_bytes               MORAX_PARTITION_TAIL_CACHE_BYTES
-//	partition.block_cache_bytes              MORAX_PARTITION_BLOCK_CACHE_BYTES
-//	partition.max_message_bytes              MORAX_PARTITION_MAX_MESSAGE_BYTES
-//	partition.retention_check_interval       MORAX_PARTITION_RETENTION_CHECK_INTERVAL
-//	partition.orphan_min_age                 MORAX_PARTITION_ORPHAN_MIN_AGE
-//	cluster.node_id                          MORAX_CLUSTER_NODE_ID
-//	cluster.lease_ttl                        MORAX_CLUSTER_LEASE_TTL
-//	cluster.heartbeat_interval               MORAX_CLUSTER_HEARTBEAT_INTERVAL
-//	cluster.remote_listen_addr               MORAX_CLUSTER_REMOTE_LISTEN_ADDR
-//	telemetry.log.level                      MORAX_TELEMETRY_LOG_LEVEL
-//	telemetry.log.format                     MORAX_TELEMETRY_LOG_FORMAT
-//	telemetry.metrics.enabled                MORAX_TELEMETRY_METRICS_ENABLED
-//	telemetry.pprof_listen_addr              MORAX_TELEMETRY_PPROF_LISTEN_ADDR
+//	data_dir                                   MORAX_DATA_DIR
+//	server.meta.service_url                    MORAX_SERVER_META_SERVICE_URL
+//	server.kafka_broker.listen_addr            MORAX_SERVER_KAFKA_BROKER_LISTEN_ADDR
+//	server.kafka_broker.advertised_addr        MORAX_SERVER_KAFKA_BROKER_ADVERTISED_ADDR
+//	server.kafka_broker.max_frame_bytes        MORAX_SERVER_KAFKA_BROKER_MAX_FRAME_BYTES
+//	server.kafka_broker.idle_timeout           MORAX_SERVER_KAFKA_BROKER_IDLE_TIMEOUT
+//	server.kafka_broker.auto_create_topics     MORAX_SERVER_KAFKA_BROKER_AUTO_CREATE_TOPICS
+//	server.kafka_broker.default_partitions     MORAX_SERVER_KAFKA_BROKER_DEFAULT_PARTITIONS
+//	server.kafka_broker.max_inflight_requests  MORAX_SERVER_KAFKA_BROKER_MAX_INFLIGHT_REQUESTS
+//	server.wal_broker.listen_addr              MORAX_SERVER_WAL_BROKER_LISTEN_ADDR
+//	server.wal_broker.max_body_bytes           MORAX_SERVER_WAL_BROKER_MAX_BODY_BYTES
+//	server.wal_broker.max_wait                 MORAX_SERVER_WAL_BROKER_MAX_WAIT
+//	server.wal_broker.allow_per_log_storage    MORAX_SERVER_WAL_BROKER_ALLOW_PER_LOG_STORAGE
+//	server.wal_broker.request_timeout          MORAX_SERVER_WAL_BROKER_REQUEST_TIMEOUT
+//	server.wal_broker.tail_heartbeat           MORAX_SERVER_WAL_BROKER_TAIL_HEARTBEAT
+//	server.shutdown_timeout                    MORAX_SERVER_SHUTDOWN_TIMEOUT
+//	storage.scheme                             MORAX_STORAGE_SCHEME
+//	storage.dir                                MORAX_STORAGE_DIR
+//	storage.bucket                             MORAX_STORAGE_BUCKET
+//	storage.region                             MORAX_STORAGE_REGION
+//	storage.endpoint                           MORAX_STORAGE_ENDPOINT
+//	storage.access_key_id                      MORAX_STORAGE_ACCESS_KEY_ID
+//	storage.secret_access_key                  MORAX_STORAGE_SECRET_ACCESS_KEY
+//	storage.path_style                         MORAX_STORAGE_PATH_STYLE
+//	storage.prefix                             MORAX_STORAGE_PREFIX
+//	storage.request_timeout                    MORAX_STORAGE_REQUEST_TIMEOUT
+//	storage.object_bytes                       MORAX_STORAGE_OBJECT_BYTES
+//	storage.object_linger                      MORAX_STORAGE_OBJECT_LINGER
+//	storage.max_uploads                        MORAX_STORAGE_MAX_UPLOADS
+//	partition.flush_bytes                      MORAX_PARTITION_FLUSH_BYTES
+//	partition.linger                           MORAX_PARTITION_LINGER
+//	partition.max_buffer_bytes                 MORAX_PARTITION_MAX_BUFFER_BYTES
+//	partition.node_buffer_bytes                MORAX_PARTITION_NODE_BUFFER_BYTES
+//	partition.tail_cache_bytes                 MORAX_PARTITION_TAIL_CACHE_BYTES
+//	partition.block_cache_bytes                MORAX_PARTITION_BLOCK_CACHE_BYTES
+//	partition.max_message_bytes                MORAX_PARTITION_MAX_MESSAGE_BYTES
+//	partition.retention_check_interval         MORAX_PARTITION_RETENTION_CHECK_INTERVAL
+//	partition.orphan_min_age                   MORAX_PARTITION_ORPHAN_MIN_AGE
+//	partition.max_inflight_flushes             MORAX_PARTITION_MAX_INFLIGHT_FLUSHES
+//	partition.read_block_bytes                 MORAX_PARTITION_READ_BLOCK_BYTES
+//	partition.io_timeout                       MORAX_PARTITION_IO_TIMEOUT
+//	group.min_session_timeout                  MORAX_GROUP_MIN_SESSION_TIMEOUT
+//	group.max_session_timeout                  MORAX_GROUP_MAX_SESSION_TIMEOUT
+//	group.initial_rebalance_delay              MORAX_GROUP_INITIAL_REBALANCE_DELAY
+//	group.max_size                             MORAX_GROUP_MAX_SIZE
+//	group.max_offset_metadata_bytes            MORAX_GROUP_MAX_OFFSET_METADATA_BYTES
+//	group.idle_timeout                         MORAX_GROUP_IDLE_TIMEOUT
+//	group.max_pending_bytes                    MORAX_GROUP_MAX_PENDING_BYTES
+//	cluster.node_id                            MORAX_CLUSTER_NODE_ID
+//	cluster.lease_ttl                          MORAX_CLUSTER_LEASE_TTL
+//	cluster.heartbeat_interval                 MORAX_CLUSTER_HEARTBEAT_INTERVAL
+//	cluster.remote_listen_addr                 MORAX_CLUSTER_REMOTE_LISTEN_ADDR
+//	cluster.poll_interval                      MORAX_CLUSTER_POLL_INTERVAL
+//	cluster.max_moves_per_poll                 MORAX_CLUSTER_MAX_MOVES_PER_POLL
+//	telemetry.log.level                        MORAX_TELEMETRY_LOG_LEVEL
+//	telemetry.log.format                       MORAX_TELEMETRY_LOG_FORMAT
+//	telemetry.metrics.enabled                  MORAX_TELEMETRY_METRICS_ENABLED
+//	telemetry.pprof_listen_addr                MORAX_TELEMETRY_PPROF_LISTEN_ADDR
 //
 // Values are read as the TOML value would be: durations as above, integers
 // in decimal, booleans as strconv.ParseBool reads them; an empty value sets a
@@ -73,4 +89,33 @@
 // misspelt override must not be ignored), except those the test harness and
 // dev scripts use: MORAX_TEST_*, MORAX_DEV_*, MORAX_TOOLS_*,
 // MORAX_REQUIRE_INTEGRATION and MORAX_PG_BIN.
+//
+// # Defaults, and which component reads which key
+//
+// Default holds every default value; no other package keeps a number of its
+// own. The components fill zero option fields from it (actors.DefaultOptions,
+// actors.DefaultGroupOptions, actors.DefaultClusterOptions, kafka.DefaultConfig,
+// wal.DefaultConfig), and package internal/node, which builds a node from a
+// Config, maps each key onto the component that uses it:
+//
+//	data_dir                     the node: node_id file, data-dir lock, meta.db, objects
+//	server.meta.service_url      the metadata store (pgmeta; embedded litemeta when empty)
+//	server.kafka_broker.*        kafka.Config (the Kafka listener)
+//	server.wal_broker.*          wal.Config (the WAL HTTP listener and /metrics);
+//	                             max_body_bytes also sizes the node-to-node remote
+//	server.shutdown_timeout      the node's stop, and the unloading of a lost group slot
+//	storage.scheme .. prefix     the object store (objstore.FS or objstore.S3Config)
+//	storage.request_timeout      objstore.S3Config.RequestTimeout
+//	storage.object_bytes,
+//	object_linger, max_uploads   actors.Options (the node's flusher)
+//	partition.*                  actors.Options (partitions, caches, background loops)
+//	group.*                      actors.GroupOptions (the group coordinator)
+//	cluster.node_id              actors.Options.NodeID and the nodes table
+//	cluster.lease_ttl            actors.Options.LeaseTTL; also how recent a heartbeat
+//	                             must be for a node to count as live
+//	cluster.heartbeat_interval   actors.Membership
+//	cluster.remote_listen_addr   wal.StartRemote (clustered nodes only)
+//	cluster.poll_interval,
+//	max_moves_per_poll           actors.ClusterOptions (the ownership loop)
+//	telemetry.*                  the logger, /metrics on the WAL listener, pprof
 package config

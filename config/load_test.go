@@ -109,6 +109,12 @@ func TestLoadGoodFiles(t *testing.T) {
 			if c.Telemetry.Metrics.Enabled || c.Telemetry.Log.Format != LogFormatJSON {
 				t.Errorf("telemetry = %+v", c.Telemetry)
 			}
+			if c.Group.InitialRebalanceDelay != 0 || c.Group.MaxSize != 1000 || c.Group.MaxSessionTimeout.Duration() != 10*time.Minute {
+				t.Errorf("group = %+v, want the file's values (a 0s delay included)", c.Group)
+			}
+			if c.Server.ShutdownTimeout.Duration() != 15*time.Second || c.Cluster.PollInterval.Duration() != 500*time.Millisecond {
+				t.Errorf("shutdown_timeout = %s, poll_interval = %s", c.Server.ShutdownTimeout, c.Cluster.PollInterval)
+			}
 		},
 		"fs-only.toml": func(t *testing.T, c Config) {
 			if c.Storage.Scheme != SchemeFS || c.ObjectsDir() != "/mnt/objects" {

@@ -114,7 +114,9 @@ func (c Config) validate(src sources) []FieldError {
 	c.checkWAL(ck)
 	c.checkStorage(ck)
 	c.checkPartition(ck)
+	c.checkGroup(ck)
 	c.checkCluster(ck)
+	ck.positiveDuration("server.shutdown_timeout", c.Server.ShutdownTimeout)
 	if _, ok := parseLevel(c.Telemetry.Log.Level); !ok {
 		ck.add("telemetry.log.level", "%q is not one of %s", c.Telemetry.Log.Level, logLevelList)
 	}
@@ -145,6 +147,7 @@ func (c Config) checkKafka(ck *checker) {
 	if k.DefaultPartitions < 1 {
 		ck.add(p+"default_partitions", "must be >= 1 (got %d)", k.DefaultPartitions)
 	}
+	ck.positive(p+"max_inflight_requests", k.MaxInflightRequests)
 }
 
 func (c Config) checkWAL(ck *checker) {
@@ -153,6 +156,8 @@ func (c Config) checkWAL(ck *checker) {
 	ck.listenAddr(p+"listen_addr", w.ListenAddr)
 	ck.positive(p+"max_body_bytes", w.MaxBodyBytes)
 	ck.positiveDuration(p+"max_wait", w.MaxWait)
+	ck.positiveDuration(p+"request_timeout", w.RequestTimeout)
+	ck.positiveDuration(p+"tail_heartbeat", w.TailHeartbeat)
 }
 
 func (c Config) checkStorage(ck *checker) {
@@ -252,6 +257,29 @@ func (c Config) checkPartition(ck *checker) {
 			ck.add(p+"orphan_min_age", "%s must be > storage.request_timeout + cluster.lease_ttl (%s): a younger object may belong to an upload that can still commit", pc.OrphanMinAge, rt+ttl)
 		}
 	}
+	ck.positive(p+"max_inflight_flushes", pc.MaxInflightFlushes)
+	ck.positive(p+"read_block_bytes", pc.ReadBlockBytes)
+	ck.positiveDuration(p+"io_timeout", pc.IOTimeout)
+}
+
+func (c Config) checkGroup(ck *checker) {
+	g := c.Group
+	const p = "group."
+	minOK := ck.positiveDuration(p+"min_session_timeout", g.MinSessionTimeout)
+	maxOK := ck.positiveDuration(p+"max_session_timeout", g.MaxSessionTimeout)
+	if minOK && maxOK && g.MaxSessionTimeout < g.MinSessionTimeout {
+		ck.add(p+"max_session_timeout", "%s must be >= group.min_session_timeout (%s), or no session timeout is acceptable", g.MaxSessionTimeout, g.MinSessionTimeout)
+	}
+	if g.InitialRebalanceDelay < 0 {
+		ck.add(p+"initial_rebalance_delay", "must be >= 0 (got %s)", g.InitialRebalanceDelay)
+	}
+	if ck.positive(p+"max_size", g.MaxSize) && g.MaxSize > math.MaxInt32 {
+		// Kafka carries member counts as int32.
+		ck.add(p+"max_size", "%d is more than the Kafka protocol's limit of %d", g.MaxSize, math.MaxInt32)
+	}
+	ck.positive(p+"max_offset_metadata_bytes", g.MaxOffsetMetadataBytes)
+	ck.positiveDuration(p+"idle_timeout", g.IdleTimeout)
+	ck.positive(p+"max_pending_bytes", g.MaxPendingBytes)
 }
 
 func (c Config) checkCluster(ck *checker) {
@@ -268,6 +296,8 @@ func (c Config) checkCluster(ck *checker) {
 		ck.add(p+"lease_ttl", "%s must be more than twice cluster.heartbeat_interval (%s), or one late heartbeat loses the node's leases", cl.LeaseTTL, cl.HeartbeatInterval)
 	}
 	ck.listenAddr(p+"remote_listen_addr", cl.RemoteListenAddr)
+	ck.positiveDuration(p+"poll_interval", cl.PollInterval)
+	ck.positive(p+"max_moves_per_poll", cl.MaxMovesPerPoll)
 	if a := c.Telemetry.PprofListenAddr; a != "" {
 		ck.listenAddr("telemetry.pprof_listen_addr", a)
 	}

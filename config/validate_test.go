@@ -173,6 +173,54 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			name: "new tunables zero or negative",
+			edit: func(c *Config) {
+				c.Server.ShutdownTimeout = 0
+				c.Server.KafkaBroker.MaxInflightRequests = 0
+				c.Server.WALBroker.RequestTimeout = 0
+				c.Server.WALBroker.TailHeartbeat = Duration(-time.Second)
+				c.Partition.MaxInflightFlushes = 0
+				c.Partition.ReadBlockBytes = -1
+				c.Partition.IOTimeout = 0
+				c.Group.MinSessionTimeout = 0
+				c.Group.InitialRebalanceDelay = Duration(-time.Second)
+				c.Group.MaxSize = 0
+				c.Group.MaxOffsetMetadataBytes = 0
+				c.Group.IdleTimeout = 0
+				c.Group.MaxPendingBytes = 0
+				c.Cluster.PollInterval = 0
+				c.Cluster.MaxMovesPerPoll = -1
+			},
+			wants: []string{
+				"server.shutdown_timeout: must be > 0 (got 0s)",
+				"server.kafka_broker.max_inflight_requests: must be > 0 (got 0)",
+				"server.wal_broker.request_timeout: must be > 0 (got 0s)",
+				"server.wal_broker.tail_heartbeat: must be > 0 (got -1s)",
+				"partition.max_inflight_flushes: must be > 0 (got 0)",
+				"partition.read_block_bytes: must be > 0 (got -1)",
+				"partition.io_timeout: must be > 0 (got 0s)",
+				"group.min_session_timeout: must be > 0 (got 0s)",
+				"group.initial_rebalance_delay: must be >= 0 (got -1s)",
+				"group.max_size: must be > 0 (got 0)",
+				"group.max_offset_metadata_bytes: must be > 0 (got 0)",
+				"group.idle_timeout: must be > 0 (got 0s)",
+				"group.max_pending_bytes: must be > 0 (got 0)",
+				"cluster.poll_interval: must be > 0 (got 0s)",
+				"cluster.max_moves_per_poll: must be > 0 (got -1)",
+			},
+		},
+		{name: "no initial rebalance delay", edit: func(c *Config) { c.Group.InitialRebalanceDelay = 0 }},
+		{
+			name:  "session timeout range upside down",
+			edit:  func(c *Config) { c.Group.MaxSessionTimeout = Duration(time.Second) },
+			wants: []string{"group.max_session_timeout: 1s must be >= group.min_session_timeout (6s)"},
+		},
+		{
+			name:  "group bigger than int32",
+			edit:  func(c *Config) { c.Group.MaxSize = 1 << 31 },
+			wants: []string{"group.max_size: 2147483648 is more than the Kafka protocol's limit"},
+		},
+		{
 			name:  "lease exactly twice heartbeat",
 			edit:  func(c *Config) { c.Cluster.LeaseTTL = 2 * c.Cluster.HeartbeatInterval },
 			wants: []string{"cluster.lease_ttl: 4s must be more than twice cluster.heartbeat_interval (2s)"},
