@@ -129,7 +129,7 @@ func TestFailedUploadFailsLaterFlushes(t *testing.T) {
 		faulty := objstore.NewFaulty(be.objects)
 		be.objects = faulty
 		opts := testOptions("node-1")
-		opts.ObjectLinger = 0
+		opts.ObjectLinger = -1 // no linger: an object uploads at once
 		b := startBroker(t, be, opts)
 		tp := createTopic(t, b, "upload-fails", 2, nil)
 

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"time"
 
+	"github.com/morax-dev/morax/config"
 	"github.com/morax-dev/morax/persistence/meta"
 )
 
@@ -68,7 +69,7 @@ const (
 
 // DefaultGroupSlots is the number of coordinator slots group ids hash into.
 // It is fixed for the life of a cluster: changing it moves groups between
-// slots.
+// slots, so it is part of the cluster's format, not a config key.
 const DefaultGroupSlots = 64
 
 // GroupSlot is the coordinator slot of a group: FNV-1a of its id modulo
@@ -115,18 +116,20 @@ type GroupOptions struct {
 	MaxPendingBytes int64
 }
 
-// DefaultGroupOptions are the values used for zero fields of GroupOptions;
-// they are Kafka's defaults.
+// DefaultGroupOptions are the values used for zero fields of GroupOptions:
+// the group section of config.Default() (Kafka's defaults), and
+// DefaultGroupSlots.
 func DefaultGroupOptions() GroupOptions {
+	g := config.Default().Group
 	return GroupOptions{
 		Slots:                 DefaultGroupSlots,
-		MinSessionTimeout:     6 * time.Second,
-		MaxSessionTimeout:     30 * time.Minute,
-		InitialRebalanceDelay: 3 * time.Second,
-		MaxSize:               1 << 30,
-		MaxOffsetMetadata:     4096,
-		IdleTimeout:           5 * time.Minute,
-		MaxPendingBytes:       64 << 20,
+		MinSessionTimeout:     g.MinSessionTimeout.Duration(),
+		MaxSessionTimeout:     g.MaxSessionTimeout.Duration(),
+		InitialRebalanceDelay: g.InitialRebalanceDelay.Duration(),
+		MaxSize:               int(g.MaxSize),
+		MaxOffsetMetadata:     int(g.MaxOffsetMetadataBytes),
+		IdleTimeout:           g.IdleTimeout.Duration(),
+		MaxPendingBytes:       g.MaxPendingBytes,
 	}
 }
 

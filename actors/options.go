@@ -5,10 +5,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/morax-dev/morax/config"
 )
 
 // Options configure a Broker. Zero fields take the defaults in
-// DefaultOptions.
+// DefaultOptions. ObjectLinger, TailCacheBytes and BlockCacheBytes are
+// meaningful at zero (no linger, no cache), which a negative value asks
+// for.
 type Options struct {
 	// NodeID names this node in leases and metadata.
 	NodeID string
@@ -24,7 +28,8 @@ type Options struct {
 	ObjectBytes int
 	// ObjectLinger is the quiet gap after which a partly filled object
 	// stops waiting for more sealed flushes, once an upload slot is free
-	// for it (at most 8 ObjectLingers after its first flush).
+	// for it (at most 8 ObjectLingers after its first flush). Negative
+	// uploads at once.
 	ObjectLinger time.Duration
 	// MaxUploads bounds the objects uploading at once.
 	MaxUploads int
@@ -34,9 +39,10 @@ type Options struct {
 	// not yet acknowledged, mailboxes included.
 	NodeBufferBytes int64
 	// TailCacheBytes bounds each partition's cache of recently committed
-	// segments.
+	// segments; negative disables it.
 	TailCacheBytes int64
-	// BlockCacheBytes bounds the node's shared cache of object blocks.
+	// BlockCacheBytes bounds the node's shared cache of object blocks;
+	// negative disables it.
 	BlockCacheBytes int64
 	// BlockSize is the unit of ranged reads from object storage.
 	BlockSize int64
@@ -66,26 +72,33 @@ type Options struct {
 	Now func() time.Time
 }
 
-// DefaultOptions are the values used for zero fields of Options.
+// defaultNodeID names a broker built without a node id (tests). A node
+// always has one: configured, or generated and kept in its data directory.
+const defaultNodeID = "node-1"
+
+// DefaultOptions are the values used for zero fields of Options. They are
+// read from config.Default(), which holds every default, so a broker built
+// from zero Options behaves as a node started without a config file.
 func DefaultOptions() Options {
+	c := config.Default()
 	return Options{
-		NodeID:             "node-1",
-		FlushBytes:         4 << 20,
-		Linger:             5 * time.Millisecond,
-		ObjectBytes:        8 << 20,
-		ObjectLinger:       time.Millisecond,
-		MaxUploads:         4,
-		MaxBufferBytes:     16 << 20,
-		NodeBufferBytes:    256 << 20,
-		TailCacheBytes:     8 << 20,
-		BlockCacheBytes:    256 << 20,
-		BlockSize:          1 << 20,
-		MaxMessageBytes:    1048588,
-		MaxInflightFlushes: 4,
-		LeaseTTL:           10 * time.Second,
-		RetentionInterval:  time.Minute,
-		OrphanMinAge:       time.Hour,
-		IOTimeout:          30 * time.Second,
+		NodeID:             defaultNodeID,
+		FlushBytes:         int(c.Partition.FlushBytes),
+		Linger:             c.Partition.Linger.Duration(),
+		ObjectBytes:        int(c.Storage.ObjectBytes),
+		ObjectLinger:       c.Storage.ObjectLinger.Duration(),
+		MaxUploads:         int(c.Storage.MaxUploads),
+		MaxBufferBytes:     c.Partition.MaxBufferBytes,
+		NodeBufferBytes:    c.Partition.NodeBufferBytes,
+		TailCacheBytes:     c.Partition.TailCacheBytes,
+		BlockCacheBytes:    c.Partition.BlockCacheBytes,
+		BlockSize:          c.Partition.ReadBlockBytes,
+		MaxMessageBytes:    int(c.Partition.MaxMessageBytes),
+		MaxInflightFlushes: int(c.Partition.MaxInflightFlushes),
+		LeaseTTL:           c.Cluster.LeaseTTL.Duration(),
+		RetentionInterval:  c.Partition.RetentionCheckInterval.Duration(),
+		OrphanMinAge:       c.Partition.OrphanMinAge.Duration(),
+		IOTimeout:          c.Partition.IOTimeout.Duration(),
 		MailboxRequests:    4096,
 		Now:                time.Now,
 	}
@@ -105,9 +118,7 @@ func (o Options) withDefaults() Options {
 	if o.ObjectBytes <= 0 {
 		o.ObjectBytes = d.ObjectBytes
 	}
-	if o.ObjectLinger < 0 {
-		o.ObjectLinger = 0
-	}
+	o.ObjectLinger = zeroIfNegative(o.ObjectLinger, d.ObjectLinger)
 	if o.MaxUploads <= 0 {
 		o.MaxUploads = d.MaxUploads
 	}
@@ -117,12 +128,8 @@ func (o Options) withDefaults() Options {
 	if o.NodeBufferBytes <= 0 {
 		o.NodeBufferBytes = d.NodeBufferBytes
 	}
-	if o.TailCacheBytes <= 0 {
-		o.TailCacheBytes = d.TailCacheBytes
-	}
-	if o.BlockCacheBytes <= 0 {
-		o.BlockCacheBytes = d.BlockCacheBytes
-	}
+	o.TailCacheBytes = zeroIfNegative(o.TailCacheBytes, d.TailCacheBytes)
+	o.BlockCacheBytes = zeroIfNegative(o.BlockCacheBytes, d.BlockCacheBytes)
 	if o.BlockSize <= 0 {
 		o.BlockSize = d.BlockSize
 	}
@@ -154,4 +161,16 @@ func (o Options) withDefaults() Options {
 		o.Now = d.Now
 	}
 	return o
+}
+
+// zeroIfNegative fills a field whose zero value is meaningful: zero takes
+// the default def, and a negative value stands for zero.
+func zeroIfNegative[T int64 | time.Duration](v, def T) T {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
 }

@@ -10,14 +10,22 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/morax-dev/morax/config"
 	"github.com/morax-dev/morax/persistence/meta"
 )
 
-// Defaults for zero ClusterOptions fields.
-const (
-	DefaultClusterPoll     = 250 * time.Millisecond // ClusterOptions.Poll
-	DefaultMaxMovesPerPoll = 32                     // ClusterOptions.MaxMovesPerPoll
-)
+// DefaultClusterOptions are the values used for zero Poll and
+// MaxMovesPerPoll fields of ClusterOptions, read from config.Default(). The
+// other fields have no default of their own: Self and OnSlotLost belong to
+// the caller, LiveWithin follows Options.LeaseTTL, and zero Slots leases no
+// coordinator slot.
+func DefaultClusterOptions() ClusterOptions {
+	c := config.Default().Cluster
+	return ClusterOptions{
+		Poll:            c.PollInterval.Duration(),
+		MaxMovesPerPoll: int(c.MaxMovesPerPoll),
+	}
+}
 
 // ClusterOptions configure the ownership loop (Broker.StartCluster).
 type ClusterOptions struct {
@@ -30,7 +38,7 @@ type ClusterOptions struct {
 	LiveWithin time.Duration
 	// Poll is how often the loop reads nodes, leases and topics. It bounds
 	// how stale routes are and how soon a released lease is taken up.
-	// DefaultClusterPoll if zero.
+	// DefaultClusterOptions().Poll if zero.
 	Poll time.Duration
 	// Slots is how many consumer-group coordinator slots the cluster shares
 	// (GroupOptions.Slots); zero leases none.
@@ -41,7 +49,7 @@ type ClusterOptions struct {
 	OnSlotLost func(slot int)
 	// MaxMovesPerPoll bounds how many partitions this node hands over per
 	// poll, so a joining node takes its share gradually.
-	// DefaultMaxMovesPerPoll if zero.
+	// DefaultClusterOptions().MaxMovesPerPoll if zero.
 	MaxMovesPerPoll int
 }
 
@@ -168,11 +176,12 @@ func (b *Broker) StartCluster(o ClusterOptions) error {
 	if o.LiveWithin <= 0 {
 		o.LiveWithin = b.opts.LeaseTTL
 	}
+	d := DefaultClusterOptions()
 	if o.Poll <= 0 {
-		o.Poll = DefaultClusterPoll
+		o.Poll = d.Poll
 	}
 	if o.MaxMovesPerPoll <= 0 {
-		o.MaxMovesPerPoll = DefaultMaxMovesPerPoll
+		o.MaxMovesPerPoll = d.MaxMovesPerPoll
 	}
 	c := &ownership{
 		b:            b,

@@ -1,5 +1,8 @@
 // Package archtest checks that imports point down the layers named in
-// DESIGN.md: cmd → wire → actors → persistence, with config beside them.
+// DESIGN.md: cmd → wire → actors → persistence. config lies under cmd,
+// wire and actors, which read their defaults from it (config.Default), and
+// imports nothing of the project; persistence does not import it, so the
+// stores take plain values.
 package archtest
 
 import (
@@ -23,7 +26,8 @@ var rules = []rule{
 	{"persistence", []string{module + "/actors", module + "/wire", module + "/cmd", module + "/config"}},
 	{"actors", []string{module + "/wire", module + "/cmd", "github.com/twmb/franz-go/pkg/kmsg", "github.com/valyala/fasthttp"}},
 	{"wire", []string{module + "/cmd"}},
-	{"config", []string{module + "/actors", module + "/wire", module + "/cmd", module + "/persistence"}},
+	{"config", []string{module + "/actors", module + "/wire", module + "/cmd", module + "/persistence", module + "/internal"}},
+	{"internal/node", []string{module + "/cmd"}},
 }
 
 type pkg struct {
