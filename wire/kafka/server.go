@@ -30,23 +30,31 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/morax-dev/morax/actors"
+	"github.com/morax-dev/morax/config"
 )
 
-// Defaults for zero Config fields.
-const (
-	// DefaultMaxFrameBytes is Kafka's socket.request.max.bytes default.
-	DefaultMaxFrameBytes = 100 << 20
-	// DefaultIdleTimeout is Kafka's connections.max.idle.ms default.
-	DefaultIdleTimeout = 10 * time.Minute
-	// DefaultPartitions is Kafka's num.partitions default, used when a
-	// topic is auto-created or created with partitions -1.
-	DefaultPartitions = 1
-	// DefaultClusterID names the cluster in Metadata and DescribeCluster
-	// when Config.ClusterID is empty.
-	DefaultClusterID = "morax"
-)
+// DefaultClusterID names the cluster in Metadata and DescribeCluster when
+// Config.ClusterID is empty. It is a name every node must agree on, not a
+// tunable, so it is not a config key.
+const DefaultClusterID = "morax"
 
-// Config configures a Server. Zero fields take the defaults above.
+// DefaultConfig holds the values used for zero fields of Config, read from
+// the server.kafka_broker section of config.Default() (Kafka's own
+// defaults: socket.request.max.bytes, connections.max.idle.ms,
+// num.partitions). The fields it leaves zero have no default: their zero
+// value means something (AutoCreateTopics off) or they belong to the caller.
+func DefaultConfig() Config {
+	k := config.Default().Server.KafkaBroker
+	return Config{
+		ClusterID:         DefaultClusterID,
+		MaxFrameBytes:     int32(k.MaxFrameBytes),
+		IdleTimeout:       k.IdleTimeout.Duration(),
+		MaxInflight:       int(k.MaxInflightRequests),
+		DefaultPartitions: k.DefaultPartitions,
+	}
+}
+
+// Config configures a Server. Zero fields take the values of DefaultConfig.
 type Config struct {
 	// Broker is the node's core; required.
 	Broker *actors.Broker
@@ -84,26 +92,22 @@ type Config struct {
 // abortGrace bounds the wait for aborted connections to finish in Close.
 const abortGrace = 5 * time.Second
 
-// defaultMaxInflight is the per-connection pipelining limit. Clients keep a
-// handful of requests in flight per connection (five for idempotent
-// producers), so this only bites on abuse.
-const defaultMaxInflight = 64
-
 func (c Config) withDefaults() Config {
+	d := DefaultConfig()
 	if c.MaxFrameBytes <= 0 {
-		c.MaxFrameBytes = DefaultMaxFrameBytes
+		c.MaxFrameBytes = d.MaxFrameBytes
 	}
 	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = DefaultIdleTimeout
+		c.IdleTimeout = d.IdleTimeout
 	}
 	if c.MaxInflight <= 0 {
-		c.MaxInflight = defaultMaxInflight
+		c.MaxInflight = d.MaxInflight
 	}
 	if c.DefaultPartitions <= 0 {
-		c.DefaultPartitions = DefaultPartitions
+		c.DefaultPartitions = d.DefaultPartitions
 	}
 	if c.ClusterID == "" {
-		c.ClusterID = DefaultClusterID
+		c.ClusterID = d.ClusterID
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -11,10 +11,6 @@ import (
 	"github.com/morax-dev/morax/persistence/meta"
 )
 
-// nodeLiveness is how recent a heartbeat must be for GET /v1/cluster to
-// list a node.
-const nodeLiveness = 10 * time.Second
-
 // clusterNode and clusterLease are the JSON shapes of GET /v1/cluster.
 type clusterNode struct {
 	ID          string    `json:"id"`
@@ -42,11 +38,13 @@ type clusterLease struct {
 
 // handleCluster serves GET /v1/cluster: live nodes, and who holds which
 // partition or group-slot lease at what epoch (an empty owner is a lease
-// released and not yet taken).
+// released and not yet taken). A node is live while its heartbeat is
+// younger than the lease TTL, the same rule the ownership loop chooses
+// owners by, so the view lists the nodes that can own partitions.
 func (s *Server) handleCluster(ctx *fasthttp.RequestCtx) {
 	rctx, cancel := s.requestContext(ctx, 0)
 	defer cancel()
-	st, err := s.b.ClusterStatus(rctx, nodeLiveness)
+	st, err := s.b.ClusterStatus(rctx, s.b.Options().LeaseTTL)
 	if err != nil {
 		s.fail(ctx, "cluster", err)
 		return

@@ -90,7 +90,7 @@ func forwarded(ctx *fasthttp.RequestCtx) (forwardInfo, bool) {
 
 // ForwardMessageLimit is the largest forwarding envelope, in bytes, that a
 // node whose WAL server takes bodies of up to maxBodyBytes sends or
-// accepts (0 means DefaultMaxBodyBytes). A request body is at most
+// accepts (0 means DefaultConfig's MaxBodyBytes). A request body is at most
 // maxBodyBytes; a read answer holds that much entry data (or 1 MiB, the
 // larger), plus its first entry whatever its size, base64-encoded (4/3)
 // and framed in JSON, which for tiny entries can double it. StartRemote
@@ -98,7 +98,7 @@ func forwarded(ctx *fasthttp.RequestCtx) (forwardInfo, bool) {
 // by an error rather than breaking the connection it travels on.
 func ForwardMessageLimit(maxBodyBytes int) int {
 	if maxBodyBytes <= 0 {
-		maxBodyBytes = DefaultMaxBodyBytes
+		maxBodyBytes = DefaultConfig().MaxBodyBytes
 	}
 	return 4*max(maxBodyBytes, DefaultReadBytes) + 8<<20
 }

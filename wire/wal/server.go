@@ -17,31 +17,41 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/morax-dev/morax/actors"
+	"github.com/morax-dev/morax/config"
 	"github.com/morax-dev/morax/persistence/meta"
 )
 
-// Defaults for zero Config fields.
-const (
-	DefaultListenAddr     = "127.0.0.1:8848" // Config.ListenAddr
-	DefaultMaxBodyBytes   = 16 << 20         // Config.MaxBodyBytes
-	DefaultMaxWait        = 30 * time.Second // Config.MaxWait
-	DefaultRequestTimeout = 30 * time.Second // Config.RequestTimeout
-	DefaultTailHeartbeat  = 15 * time.Second // Config.TailHeartbeat
-	DefaultReadBytes      = 1 << 20          // a read's max_bytes when it sets none
-)
+// DefaultReadBytes is a read's max_bytes when the request sets none. It is
+// part of the API's contract with clients, not a node tunable.
+const DefaultReadBytes = 1 << 20
 
-// Config configures a Server.
+// DefaultConfig holds the values used for zero fields of Config, read from
+// the server.wal_broker section of config.Default(). The fields it leaves
+// zero have no default: their zero value means something or they belong to
+// the caller.
+func DefaultConfig() Config {
+	w := config.Default().Server.WALBroker
+	return Config{
+		ListenAddr:     w.ListenAddr,
+		MaxBodyBytes:   int(w.MaxBodyBytes),
+		MaxWait:        w.MaxWait.Duration(),
+		RequestTimeout: w.RequestTimeout.Duration(),
+		TailHeartbeat:  w.TailHeartbeat.Duration(),
+	}
+}
+
+// Config configures a Server. Zero fields take the values of DefaultConfig.
 type Config struct {
 	// Broker serves the logs; required.
 	Broker *actors.Broker
-	// ListenAddr is the host:port to listen on; DefaultListenAddr if empty.
+	// ListenAddr is the host:port to listen on.
 	ListenAddr string
 	// MaxBodyBytes bounds a request body; larger ones are refused with 413
 	// PayloadTooLarge before they are read. It also caps one read's
-	// max_bytes. DefaultMaxBodyBytes if zero.
+	// max_bytes.
 	MaxBodyBytes int
 	// MaxWait caps a read's wait_ms, so a long poll cannot hold a connection
-	// for ever. DefaultMaxWait if zero.
+	// for ever.
 	MaxWait time.Duration
 	// AllowPerLogStorage lets create requests name storage other than the
 	// node's own (see checkStorage).
@@ -54,11 +64,10 @@ type Config struct {
 	// Logger receives the server's logs; discarded if nil.
 	Logger *slog.Logger
 	// RequestTimeout bounds the broker work of one request, on top of any
-	// wait it asked for. DefaultRequestTimeout if zero.
+	// wait it asked for.
 	RequestTimeout time.Duration
 	// TailHeartbeat is how often an idle tail stream sends a keep-alive
 	// comment, which is also how a tail notices that its client went away.
-	// DefaultTailHeartbeat if zero.
 	TailHeartbeat time.Duration
 	// ServeForwarded registers the ForwardActorName actor on the broker's
 	// actor system while the server listens, so other nodes can forward to
@@ -70,20 +79,21 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
+	d := DefaultConfig()
 	if c.ListenAddr == "" {
-		c.ListenAddr = DefaultListenAddr
+		c.ListenAddr = d.ListenAddr
 	}
 	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
+		c.MaxBodyBytes = d.MaxBodyBytes
 	}
 	if c.MaxWait <= 0 {
-		c.MaxWait = DefaultMaxWait
+		c.MaxWait = d.MaxWait
 	}
 	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = DefaultRequestTimeout
+		c.RequestTimeout = d.RequestTimeout
 	}
 	if c.TailHeartbeat <= 0 {
-		c.TailHeartbeat = DefaultTailHeartbeat
+		c.TailHeartbeat = d.TailHeartbeat
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
