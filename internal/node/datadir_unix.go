@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package node
 
 import (
 	"errors"
@@ -15,7 +15,7 @@ import (
 // dies). Holding it proves that no other process runs on this directory,
 // so leases a previous run of this embedded node left behind belong to a
 // dead process. release unlocks it.
-func lockDataDir(dir string) (release func(), err error) {
+func lockDataDir(dir string) (release func() error, err error) {
 	path := filepath.Join(dir, "LOCK")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -28,5 +28,5 @@ func lockDataDir(dir string) (release func(), err error) {
 		}
 		return nil, fmt.Errorf("lock data dir %s: %w", dir, err)
 	}
-	return func() { f.Close() }, nil
+	return f.Close, nil
 }

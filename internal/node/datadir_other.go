@@ -1,7 +1,7 @@
 //go:build !unix
 
-package main
+package node
 
 // lockDataDir is not available here: the embedded node cannot prove that a
 // previous run is dead, so it waits for that run's leases to expire.
-func lockDataDir(string) (release func(), err error) { return nil, nil }
+func lockDataDir(string) (release func() error, err error) { return nil, nil }
