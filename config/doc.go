@@ -92,11 +92,16 @@
 //
 // # Defaults, and which component reads which key
 //
-// Default holds every default value; no other package keeps a number of its
-// own. The components fill zero option fields from it (actors.DefaultOptions,
-// actors.DefaultGroupOptions, actors.DefaultClusterOptions, kafka.DefaultConfig,
-// wal.DefaultConfig), and package internal/node, which builds a node from a
-// Config, maps each key onto the component that uses it:
+// Default holds the default of every key, and the components fill zero
+// option fields from it rather than from constants of their own
+// (actors.DefaultOptions, actors.DefaultGroupOptions,
+// actors.DefaultClusterOptions, kafka.DefaultConfig, wal.DefaultConfig), so a
+// component built from zero options in a test runs as a node started
+// without a config file. What the components still define is not tunable:
+// protocol limits, values all nodes must share, internal grace periods. The
+// stores under persistence do not import this package; the node passes
+// them the configured values. Package internal/node, which builds a node
+// from a Config, maps each key onto the component that uses it:
 //
 //	data_dir                     the node: node_id file, data-dir lock, meta.db, objects
 //	server.meta.service_url      the metadata store (pgmeta; embedded litemeta when empty)
