@@ -99,7 +99,7 @@ func DefaultOptions() Options {
 		RetentionInterval:  c.Partition.RetentionCheckInterval.Duration(),
 		OrphanMinAge:       c.Partition.OrphanMinAge.Duration(),
 		IOTimeout:          c.Partition.IOTimeout.Duration(),
-		MailboxRequests:    4096,
+		MailboxRequests:    int(c.Partition.MailboxRequests),
 		Now:                time.Now,
 	}
 }

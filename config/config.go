@@ -212,6 +212,10 @@ type PartitionConfig struct {
 	// IOTimeout bounds one upload, metadata commit or storage read that a
 	// partition, the flusher or a group coordinator issues.
 	IOTimeout Duration `toml:"io_timeout"`
+	// MailboxRequests bounds the requests queued for one partition actor
+	// (and for the node's partition registry); past it requests are
+	// refused as retriable rather than queued.
+	MailboxRequests int64 `toml:"mailbox_requests"`
 }
 
 // GroupConfig sets the consumer-group coordinator's limits. The defaults
@@ -350,6 +354,7 @@ func Default() Config {
 			MaxInflightFlushes:     4,
 			ReadBlockBytes:         mib,
 			IOTimeout:              Duration(30 * time.Second),
+			MailboxRequests:        4096,
 		},
 		Group: GroupConfig{
 			MinSessionTimeout:      Duration(6 * time.Second),

@@ -65,6 +65,7 @@
 //	partition.max_inflight_flushes             MORAX_PARTITION_MAX_INFLIGHT_FLUSHES
 //	partition.read_block_bytes                 MORAX_PARTITION_READ_BLOCK_BYTES
 //	partition.io_timeout                       MORAX_PARTITION_IO_TIMEOUT
+//	partition.mailbox_requests                 MORAX_PARTITION_MAILBOX_REQUESTS
 //	group.min_session_timeout                  MORAX_GROUP_MIN_SESSION_TIMEOUT
 //	group.max_session_timeout                  MORAX_GROUP_MAX_SESSION_TIMEOUT
 //	group.initial_rebalance_delay              MORAX_GROUP_INITIAL_REBALANCE_DELAY

@@ -260,6 +260,7 @@ func (c Config) checkPartition(ck *checker) {
 	ck.positive(p+"max_inflight_flushes", pc.MaxInflightFlushes)
 	ck.positive(p+"read_block_bytes", pc.ReadBlockBytes)
 	ck.positiveDuration(p+"io_timeout", pc.IOTimeout)
+	ck.positive(p+"mailbox_requests", pc.MailboxRequests)
 }
 
 func (c Config) checkGroup(ck *checker) {

@@ -182,6 +182,7 @@ func TestValidate(t *testing.T) {
 				c.Partition.MaxInflightFlushes = 0
 				c.Partition.ReadBlockBytes = -1
 				c.Partition.IOTimeout = 0
+				c.Partition.MailboxRequests = 0
 				c.Group.MinSessionTimeout = 0
 				c.Group.InitialRebalanceDelay = Duration(-time.Second)
 				c.Group.MaxSize = 0
@@ -199,6 +200,7 @@ func TestValidate(t *testing.T) {
 				"partition.max_inflight_flushes: must be > 0 (got 0)",
 				"partition.read_block_bytes: must be > 0 (got -1)",
 				"partition.io_timeout: must be > 0 (got 0s)",
+				"partition.mailbox_requests: must be > 0 (got 0)",
 				"group.min_session_timeout: must be > 0 (got 0s)",
 				"group.initial_rebalance_delay: must be >= 0 (got -1s)",
 				"group.max_size: must be > 0 (got 0)",

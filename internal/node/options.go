@@ -37,6 +37,7 @@ func brokerOptions(cfg config.Config) actors.Options {
 		RetentionInterval:  p.RetentionCheckInterval.Duration(),
 		OrphanMinAge:       p.OrphanMinAge.Duration(),
 		IOTimeout:          p.IOTimeout.Duration(),
+		MailboxRequests:    int(p.MailboxRequests),
 	}
 }
 

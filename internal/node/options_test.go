@@ -34,6 +34,7 @@ func custom() config.Config {
 	p.TailCacheBytes, p.BlockCacheBytes, p.MaxMessageBytes = 5<<20, 70<<20, 2<<20
 	p.RetentionCheckInterval, p.OrphanMinAge = config.Duration(2*time.Minute), config.Duration(3*time.Hour)
 	p.MaxInflightFlushes, p.ReadBlockBytes, p.IOTimeout = 3, 512<<10, config.Duration(17*time.Second)
+	p.MailboxRequests = 300
 	g := &c.Group
 	g.MinSessionTimeout, g.MaxSessionTimeout = config.Duration(2*time.Second), config.Duration(time.Minute)
 	g.InitialRebalanceDelay, g.MaxSize, g.MaxOffsetMetadataBytes = config.Duration(time.Second), 99, 2048
@@ -70,6 +71,7 @@ func TestMappings(t *testing.T) {
 		{"partition.retention_check_interval", b.RetentionInterval, 2 * time.Minute},
 		{"partition.orphan_min_age", b.OrphanMinAge, 3 * time.Hour},
 		{"partition.io_timeout", b.IOTimeout, 17 * time.Second},
+		{"partition.mailbox_requests", b.MailboxRequests, 300},
 
 		{"group slots", g.Slots, actors.DefaultGroupSlots},
 		{"group.min_session_timeout", g.MinSessionTimeout, 2 * time.Second},
