@@ -12,10 +12,6 @@ import (
 	"github.com/morax-dev/morax/internal/node"
 )
 
-// shutdownTimeout is how long a node on the default configuration takes at
-// most to stop (server.shutdown_timeout); tests that stop nodes wait for it.
-var shutdownTimeout = config.Default().Server.ShutdownTimeout.Duration()
-
 func runStart(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("morax start", flag.ContinueOnError)
 	fs.SetOutput(stderr)
