@@ -11,7 +11,7 @@ import (
 
 	"github.com/morax-dev/morax/actors"
 	"github.com/morax-dev/morax/persistence/meta"
-	"github.com/morax-dev/morax/persistence/objstore"
+	"github.com/morax-dev/morax/persistence/objstore/objstoretest"
 )
 
 // appendAll appends batches[p] to partition p of tp, all at once, and
@@ -126,15 +126,15 @@ func TestPartitionsShareObjects(t *testing.T) {
 // flush was only in the later object is unaffected.
 func TestFailedUploadFailsLaterFlushes(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
-		faulty := objstore.NewFaulty(be.objects)
+		faulty := objstoretest.NewFaulty(be.objects)
 		be.objects = faulty
 		opts := testOptions("node-1")
 		opts.ObjectLinger = -1 // no linger: an object uploads at once
 		b := startBroker(t, be, opts)
 		tp := createTopic(t, b, "upload-fails", 2, nil)
 
-		faulty.SetDelay(objstore.OpPut, 500*time.Millisecond)
-		faulty.SetFailures(objstore.OpPut, 1)
+		faulty.SetDelay(objstoretest.OpPut, 500*time.Millisecond)
+		faulty.SetFailures(objstoretest.OpPut, 1)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		first := make(chan actors.AppendResult, 1)
@@ -147,7 +147,7 @@ func TestFailedUploadFailsLaterFlushes(t *testing.T) {
 		}()
 		// Let the first object start its (failing) upload, then queue a
 		// second flush of partition 0 and one of partition 1 behind it.
-		waitFor(t, 10*time.Second, "the first upload", func() bool { return faulty.Calls(objstore.OpPut) >= 1 })
+		waitFor(t, 10*time.Second, "the first upload", func() bool { return faulty.Calls(objstoretest.OpPut) >= 1 })
 		faulty.Heal()
 		later := appendAll(t, b, tp, [][]byte{batchOf(t, "second"), batchOf(t, "other")})
 		if r := <-first; !errors.Is(r.Err, actors.ErrStorage) {

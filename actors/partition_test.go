@@ -16,6 +16,7 @@ import (
 	"github.com/morax-dev/morax/actors"
 	"github.com/morax-dev/morax/persistence/meta"
 	"github.com/morax-dev/morax/persistence/objstore"
+	"github.com/morax-dev/morax/persistence/objstore/objstoretest"
 	"github.com/morax-dev/morax/persistence/segment"
 )
 
@@ -435,11 +436,11 @@ func batchAt(t *testing.T, ts int64, v string) []byte {
 	return b
 }
 
-func objstoreFaulty(be backend) *objstore.Faulty { return objstore.NewFaulty(be.objects) }
+func objstoreFaulty(be backend) *objstoretest.Faulty { return objstoretest.NewFaulty(be.objects) }
 
-func faultyFail(f *objstore.Faulty, fail bool) {
+func faultyFail(f *objstoretest.Faulty, fail bool) {
 	if fail {
-		f.SetFailures(objstore.OpPut|objstore.OpGet, 1)
+		f.SetFailures(objstoretest.OpPut|objstoretest.OpGet, 1)
 	} else {
 		f.Heal()
 	}
@@ -477,8 +478,8 @@ func countObjects(t *testing.T, be backend) int {
 // never pass its limit, and everything accepted is acknowledged in the end.
 func TestSlowStorageBoundsMemory(t *testing.T) {
 	be := embedded(t)
-	faulty := objstore.NewFaulty(be.objects)
-	faulty.SetDelay(objstore.OpPut, 300*time.Millisecond)
+	faulty := objstoretest.NewFaulty(be.objects)
+	faulty.SetDelay(objstoretest.OpPut, 300*time.Millisecond)
 	be.objects = faulty
 	opts := testOptions("node-1")
 	opts.FlushBytes = 64 << 10

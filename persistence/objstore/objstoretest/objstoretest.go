@@ -1,6 +1,8 @@
-// Package objstoretest is the acceptance suite every objstore.Store
-// implementation must pass, so that the broker can rely on one set of
-// semantics (create-only Put, ranged Get, ordered List) whatever the backend.
+// Package objstoretest is test support for object stores: the acceptance
+// suite every objstore.Store implementation must pass, so that the broker
+// can rely on one set of semantics (create-only Put, ranged Get, ordered
+// List) whatever the backend, and Faulty, a wrapper that makes a real store
+// slow or failing. Production code never imports it.
 package objstoretest
 
 import (

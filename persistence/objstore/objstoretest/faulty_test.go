@@ -1,4 +1,4 @@
-package objstore_test
+package objstoretest_test
 
 import (
 	"context"
@@ -11,18 +11,27 @@ import (
 	"github.com/morax-dev/morax/persistence/objstore/objstoretest"
 )
 
+func newFS(t *testing.T) *objstore.FS {
+	t.Helper()
+	s, err := objstore.NewFS(t.TempDir())
+	if err != nil {
+		t.Fatalf("NewFS: %v", err)
+	}
+	return s
+}
+
 func TestFaultyWithoutFaultsIsTransparent(t *testing.T) {
-	objstoretest.Run(t, func(t *testing.T) objstore.Store { return objstore.NewFaulty(newFS(t)) })
+	objstoretest.Run(t, func(t *testing.T) objstore.Store { return objstoretest.NewFaulty(newFS(t)) })
 }
 
 func TestFaultyFailures(t *testing.T) {
-	f := objstore.NewFaulty(newFS(t))
+	f := objstoretest.NewFaulty(newFS(t))
 	ctx := t.Context()
-	f.SetFailures(objstore.OpPut|objstore.OpGet, 1)
-	if err := f.Put(ctx, "k", []byte("x")); !errors.Is(err, objstore.ErrInjected) {
+	f.SetFailures(objstoretest.OpPut|objstoretest.OpGet, 1)
+	if err := f.Put(ctx, "k", []byte("x")); !errors.Is(err, objstoretest.ErrInjected) {
 		t.Fatalf("Put = %v, want ErrInjected", err)
 	}
-	if _, err := f.Get(ctx, "k", 0, -1); !errors.Is(err, objstore.ErrInjected) {
+	if _, err := f.Get(ctx, "k", 0, -1); !errors.Is(err, objstoretest.ErrInjected) {
 		t.Fatalf("Get = %v, want ErrInjected", err)
 	}
 	// Operations outside the set pass through.
@@ -34,17 +43,17 @@ func TestFaultyFailures(t *testing.T) {
 	if _, err := f.Get(ctx, "k", 0, -1); !errors.Is(err, objstore.ErrNotFound) {
 		t.Fatalf("Get after a failed Put = %v, want ErrNotFound", err)
 	}
-	if got, want := f.Calls(objstore.OpAll), int64(4); got != want {
+	if got, want := f.Calls(objstoretest.OpAll), int64(4); got != want {
 		t.Errorf("Calls = %d, want %d", got, want)
 	}
-	if got := f.Injected(objstore.OpPut | objstore.OpGet); got != 2 {
+	if got := f.Injected(objstoretest.OpPut | objstoretest.OpGet); got != 2 {
 		t.Errorf("Injected = %d, want 2", got)
 	}
 
 	// A failure after the Put landed: error, yet the object exists.
 	f.SetPutLands(true)
-	f.SetFailures(objstore.OpPut, 1)
-	if err := f.Put(ctx, "landed", []byte("x")); !errors.Is(err, objstore.ErrInjected) {
+	f.SetFailures(objstoretest.OpPut, 1)
+	if err := f.Put(ctx, "landed", []byte("x")); !errors.Is(err, objstoretest.ErrInjected) {
 		t.Fatalf("Put = %v, want ErrInjected", err)
 	}
 	f.Heal()
@@ -54,14 +63,14 @@ func TestFaultyFailures(t *testing.T) {
 }
 
 func TestFaultyProbability(t *testing.T) {
-	f := objstore.NewFaulty(newFS(t))
-	f.SetFailures(objstore.OpGet, 0.3)
+	f := objstoretest.NewFaulty(newFS(t))
+	f.SetFailures(objstoretest.OpGet, 0.3)
 	const n = 2000
 	failed := 0
 	for range n {
 		_, err := f.Get(t.Context(), "missing", 0, -1)
 		switch {
-		case errors.Is(err, objstore.ErrInjected):
+		case errors.Is(err, objstoretest.ErrInjected):
 			failed++
 		case !errors.Is(err, objstore.ErrNotFound):
 			t.Fatalf("Get = %v", err)
@@ -71,14 +80,14 @@ func TestFaultyProbability(t *testing.T) {
 	if failed < 477 || failed > 723 {
 		t.Fatalf("%d of %d calls failed, want about 30%%", failed, n)
 	}
-	if f.Injected(objstore.OpGet) != int64(failed) {
-		t.Fatalf("Injected = %d, counted %d", f.Injected(objstore.OpGet), failed)
+	if f.Injected(objstoretest.OpGet) != int64(failed) {
+		t.Fatalf("Injected = %d, counted %d", f.Injected(objstoretest.OpGet), failed)
 	}
 }
 
 func TestFaultyDelay(t *testing.T) {
-	f := objstore.NewFaulty(newFS(t))
-	f.SetDelay(objstore.OpGet, 50*time.Millisecond)
+	f := objstoretest.NewFaulty(newFS(t))
+	f.SetDelay(objstoretest.OpGet, 50*time.Millisecond)
 	start := time.Now()
 	if _, err := f.Get(t.Context(), "missing", 0, -1); !errors.Is(err, objstore.ErrNotFound) {
 		t.Fatalf("Get = %v", err)
@@ -95,7 +104,7 @@ func TestFaultyDelay(t *testing.T) {
 		t.Logf("Put took %v (slow disk?)", d)
 	}
 	// A context that ends during the delay ends the call.
-	f.SetDelay(objstore.OpAll, time.Hour)
+	f.SetDelay(objstoretest.OpAll, time.Hour)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
 	if _, err := f.Get(ctx, "k", 0, -1); !errors.Is(err, context.DeadlineExceeded) {
@@ -106,7 +115,7 @@ func TestFaultyDelay(t *testing.T) {
 // TestFaultyConcurrentSettings changes settings while operations run; its
 // value is under -race.
 func TestFaultyConcurrentSettings(t *testing.T) {
-	f := objstore.NewFaulty(newFS(t))
+	f := objstoretest.NewFaulty(newFS(t))
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for range 4 {
@@ -118,7 +127,7 @@ func TestFaultyConcurrentSettings(t *testing.T) {
 				default:
 				}
 				_, err := f.Get(t.Context(), "k", 0, -1)
-				if err != nil && !errors.Is(err, objstore.ErrInjected) && !errors.Is(err, objstore.ErrNotFound) {
+				if err != nil && !errors.Is(err, objstoretest.ErrInjected) && !errors.Is(err, objstore.ErrNotFound) {
 					t.Errorf("Get = %v", err)
 					return
 				}
@@ -126,9 +135,9 @@ func TestFaultyConcurrentSettings(t *testing.T) {
 		})
 	}
 	// Keep changing settings until the readers have really overlapped them.
-	for i := 0; i < 200 || (f.Calls(objstore.OpGet) < 200 && !t.Failed()); i++ {
-		f.SetFailures(objstore.OpGet, float64(i%3)/2)
-		f.SetDelay(objstore.OpGet, time.Duration(i%2)*time.Microsecond)
+	for i := 0; i < 200 || (f.Calls(objstoretest.OpGet) < 200 && !t.Failed()); i++ {
+		f.SetFailures(objstoretest.OpGet, float64(i%3)/2)
+		f.SetDelay(objstoretest.OpGet, time.Duration(i%2)*time.Microsecond)
 		f.SetPutLands(i%2 == 0)
 	}
 	close(stop)
@@ -136,10 +145,10 @@ func TestFaultyConcurrentSettings(t *testing.T) {
 }
 
 func TestOpString(t *testing.T) {
-	if got := (objstore.OpPut | objstore.OpList).String(); got != "put|list" {
+	if got := (objstoretest.OpPut | objstoretest.OpList).String(); got != "put|list" {
 		t.Errorf("String = %q", got)
 	}
-	if got := objstore.Op(0).String(); got != "none" {
+	if got := objstoretest.Op(0).String(); got != "none" {
 		t.Errorf("String = %q", got)
 	}
 }

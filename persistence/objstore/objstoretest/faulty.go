@@ -1,4 +1,4 @@
-package objstore
+package objstoretest
 
 import (
 	"context"
@@ -8,14 +8,17 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/morax-dev/morax/persistence/objstore"
 )
 
 // ErrInjected is the error a Faulty store returns for an injected failure.
 // It stands for a transient outage (a 503, a reset connection), so code
 // under test should treat it as retriable, as it would a real one.
-var ErrInjected = errors.New("objstore: injected fault")
+var ErrInjected = errors.New("objstoretest: injected fault")
 
-// Op names Store operations for fault injection; values combine as a set.
+// Op names objstore.Store operations for fault injection; values combine
+// as a set.
 type Op uint8
 
 // The operations a Faulty store can slow down or fail.
@@ -51,7 +54,7 @@ func opIndex(o Op) int {
 			return i
 		}
 	}
-	panic(fmt.Sprintf("objstore: opIndex of %v, which is not a single operation", o))
+	panic(fmt.Sprintf("objstoretest: opIndex of %v, which is not a single operation", o))
 }
 
 // faultConfig is replaced whole on every change, so an operation always
@@ -64,23 +67,22 @@ type faultConfig struct {
 	putLands    bool
 }
 
-// Faulty wraps a Store to inject delays and failures; it is test support,
-// kept in this package (not a _test file) so that tests of other packages,
-// such as the partition actor's, can simulate a slow or failing object store
-// around a real one. Settings can be changed at any time, from any
-// goroutine, while operations run.
+// Faulty wraps an objstore.Store to inject delays and failures, so that
+// tests of other packages, such as the partition actor's, can simulate a
+// slow or failing object store around a real one. Settings can be changed
+// at any time, from any goroutine, while operations run.
 type Faulty struct {
-	inner    Store
+	inner    objstore.Store
 	cfg      atomic.Pointer[faultConfig]
 	calls    [len(opNames)]atomic.Int64
 	injected [len(opNames)]atomic.Int64
 }
 
-var _ Store = (*Faulty)(nil)
+var _ objstore.Store = (*Faulty)(nil)
 
 // NewFaulty wraps inner with no faults set: it behaves as inner until told
 // otherwise.
-func NewFaulty(inner Store) *Faulty {
+func NewFaulty(inner objstore.Store) *Faulty {
 	f := &Faulty{inner: inner}
 	f.cfg.Store(&faultConfig{})
 	return f
@@ -162,7 +164,7 @@ func (f *Faulty) before(ctx context.Context, op Op) (fail, putLands bool, err er
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return false, false, fmt.Errorf("objstore: faulty %v: %w", op, ctx.Err())
+			return false, false, fmt.Errorf("objstoretest: faulty %v: %w", op, ctx.Err())
 		}
 	}
 	if c.failOps&op != 0 && c.probability > 0 && rand.Float64() < c.probability {
@@ -173,10 +175,10 @@ func (f *Faulty) before(ctx context.Context, op Op) (fail, putLands bool, err er
 }
 
 func injected(op Op, key string) error {
-	return fmt.Errorf("objstore: faulty %v %q: %w", op, key, ErrInjected)
+	return fmt.Errorf("objstoretest: faulty %v %q: %w", op, key, ErrInjected)
 }
 
-// Put implements Store.
+// Put implements objstore.Store.
 func (f *Faulty) Put(ctx context.Context, key string, data []byte) error {
 	fail, lands, err := f.before(ctx, OpPut)
 	if err != nil {
@@ -193,7 +195,7 @@ func (f *Faulty) Put(ctx context.Context, key string, data []byte) error {
 	return injected(OpPut, key)
 }
 
-// Get implements Store.
+// Get implements objstore.Store.
 func (f *Faulty) Get(ctx context.Context, key string, off, length int64) ([]byte, error) {
 	fail, _, err := f.before(ctx, OpGet)
 	if err != nil {
@@ -205,7 +207,7 @@ func (f *Faulty) Get(ctx context.Context, key string, off, length int64) ([]byte
 	return f.inner.Get(ctx, key, off, length)
 }
 
-// Delete implements Store.
+// Delete implements objstore.Store.
 func (f *Faulty) Delete(ctx context.Context, key string) error {
 	fail, _, err := f.before(ctx, OpDelete)
 	if err != nil {
@@ -217,9 +219,9 @@ func (f *Faulty) Delete(ctx context.Context, key string) error {
 	return f.inner.Delete(ctx, key)
 }
 
-// List implements Store. An injected failure happens before the first
-// object is listed.
-func (f *Faulty) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
+// List implements objstore.Store. An injected failure happens before the
+// first object is listed.
+func (f *Faulty) List(ctx context.Context, prefix string, fn func(objstore.ObjectInfo) error) error {
 	fail, _, err := f.before(ctx, OpList)
 	if err != nil {
 		return err
@@ -230,5 +232,5 @@ func (f *Faulty) List(ctx context.Context, prefix string, fn func(ObjectInfo) er
 	return f.inner.List(ctx, prefix, fn)
 }
 
-// Close implements Store by closing the wrapped store.
+// Close implements objstore.Store by closing the wrapped store.
 func (f *Faulty) Close() error { return f.inner.Close() }
