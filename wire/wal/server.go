@@ -164,10 +164,6 @@ func NewServer(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the server's request handler, for tests that serve it on
-// an in-memory listener.
-func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
-
 // Listen binds Config.ListenAddr. Serve then accepts on it.
 func (s *Server) Listen() error {
 	s.mu.Lock()
