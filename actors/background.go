@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/morax-dev/morax/persistence/objstore"
@@ -46,6 +47,9 @@ func (b *Broker) sweepLoop(ctx context.Context) {
 // SweepOrphans deletes segment objects older than OrphanMinAge that no
 // committed segment refers to, and returns how many it deleted. Younger
 // objects may belong to a flush between upload and commit, so they stay.
+// When the store writes through temporary files (objstore.StaleTempRemover),
+// it also deletes those that crashed Puts left, past the same age: no live
+// Put lasts that long.
 func (b *Broker) SweepOrphans(ctx context.Context) (int, error) {
 	cutoff := time.Now().Add(-b.opts.OrphanMinAge)
 	var batch []string
@@ -83,6 +87,13 @@ func (b *Broker) SweepOrphans(ctx context.Context) (int, error) {
 	})
 	if err == nil {
 		err = check()
+	}
+	if r, ok := b.objects.(objstore.StaleTempRemover); ok {
+		n, terr := r.RemoveStaleTemps(ctx, b.opts.OrphanMinAge)
+		if n > 0 {
+			b.opts.Logger.Info("orphan sweep removed stale temporary files", "count", n)
+		}
+		err = errors.Join(err, terr)
 	}
 	return deleted, err
 }

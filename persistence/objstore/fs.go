@@ -38,7 +38,10 @@ type FS struct {
 	durableDirs sync.Map // string (absolute path) -> struct{}
 }
 
-var _ Store = (*FS)(nil)
+var (
+	_ Store            = (*FS)(nil)
+	_ StaleTempRemover = (*FS)(nil)
+)
 
 // NewFS returns a store rooted at dir, creating dir if needed.
 func NewFS(dir string) (*FS, error) {
@@ -350,7 +353,8 @@ func (f *FS) walk(ctx context.Context, dirKey, prefix string, fn func(ObjectInfo
 // left between link and cleanup is a second name for an object's data and
 // would keep the disk space after the object is deleted. olderThan must be
 // well above the duration of any Put (minutes, not seconds), because a live
-// Put's temp file looks the same. The orphan sweep is the expected caller.
+// Put's temp file looks the same. The orphan sweep calls it (through
+// StaleTempRemover) with the orphans' minimum age.
 func (f *FS) RemoveStaleTemps(ctx context.Context, olderThan time.Duration) (removed int, err error) {
 	cutoff := time.Now().Add(-olderThan)
 	err = filepath.WalkDir(f.root, func(path string, d fs.DirEntry, err error) error {

@@ -36,7 +36,10 @@ type Metered struct {
 	bytesGot prometheus.Counter
 }
 
-var _ Store = (*Metered)(nil)
+var (
+	_ Store            = (*Metered)(nil)
+	_ StaleTempRemover = (*Metered)(nil)
+)
 
 // NewMetered wraps inner and registers its metrics on reg; a nil reg leaves
 // them unregistered. It never uses the global default registry, so that
@@ -181,3 +184,15 @@ func (m *Metered) List(ctx context.Context, prefix string, fn func(ObjectInfo) e
 // Close implements Store by closing the wrapped store. The metrics stay
 // registered: their totals remain meaningful after the store is gone.
 func (m *Metered) Close() error { return m.inner.Close() }
+
+// RemoveStaleTemps implements StaleTempRemover by passing the call to the
+// wrapped store, or by removing nothing when that store has no temporary
+// files: the node wraps every store in a Metered, and the orphan sweep must
+// still reach an FS's leftovers through it.
+func (m *Metered) RemoveStaleTemps(ctx context.Context, olderThan time.Duration) (int, error) {
+	r, ok := m.inner.(StaleTempRemover)
+	if !ok {
+		return 0, nil
+	}
+	return r.RemoveStaleTemps(ctx, olderThan)
+}

@@ -2,7 +2,10 @@ package objstore_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -123,5 +126,39 @@ func TestMeteredSharedRegistry(t *testing.T) {
 	// A nil registry registers nothing, and still works.
 	if _, err := objstore.NewMetered(newFS(t), nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMeteredRemoveStaleTemps checks the sweep reaches an FS's leftovers
+// through the Metered wrapper the node puts around every store, and that
+// a wrapped store without temporary files is simply left alone.
+func TestMeteredRemoveStaleTemps(t *testing.T) {
+	fs := newFS(t)
+	m, err := objstore.NewMetered(fs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(fs.Dir(), ".morax-tmp-crashed")
+	if err := os.WriteFile(stale, []byte("junk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(stale, past, past); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := m.RemoveStaleTemps(t.Context(), time.Hour); err != nil || n != 1 {
+		t.Fatalf("RemoveStaleTemps through Metered = %d, %v; want 1, nil", n, err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("stale temp file survived: %v", err)
+	}
+
+	// Faulty does not implement StaleTempRemover, like the S3 store.
+	other, err := objstore.NewMetered(objstoretest.NewFaulty(newFS(t)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := other.RemoveStaleTemps(t.Context(), time.Hour); err != nil || n != 0 {
+		t.Fatalf("RemoveStaleTemps over a store without temp files = %d, %v; want 0, nil", n, err)
 	}
 }

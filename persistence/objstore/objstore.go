@@ -42,3 +42,13 @@ type Store interface {
 	// Close releases the store's resources.
 	Close() error
 }
+
+// StaleTempRemover is implemented by stores that write through temporary
+// files (FS, and wrappers of one), which a writer that crashed mid-Put
+// leaves behind. It is optional, so the Store interface stays what every
+// backend can do; the orphan sweep asks for it with a type assertion.
+type StaleTempRemover interface {
+	// RemoveStaleTemps deletes temporary files older than olderThan and
+	// returns how many it deleted.
+	RemoveStaleTemps(ctx context.Context, olderThan time.Duration) (removed int, err error)
+}
