@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures one workload (1 KiB records, acks=all, 3 partitions, a fixed
 # duration, one producer and one consumer) against franz-go's in-memory
-# kfake (started in-process by `morax bench --kfake`, the reference point),
+# kfake (the reference point, run by the dev tool dev/kfake, a fresh
+# cluster for each run),
 # a Morax node in embedded mode and a Morax node on PostgreSQL + MinIO,
 # plus the raw limits of those backends (4 MiB PUTs with 8 concurrent
 # uploads; single-row PostgreSQL commits). Runs alternate in every round
@@ -15,7 +16,8 @@
 # WARMUP (the first part of each load run left out of latencies, default
 # 2s), SAT_PRODUCERS (producers of the saturating workload, default 4),
 # RAW_DURATION (per raw run, default DURATION), OUT (default BENCHMARKS.md),
-# BENCH_PORT_BASE (default 19000: Kafka on +92, WAL on +848, remote on +90),
+# BENCH_PORT_BASE (default 19000: Kafka on +92, WAL on +848, remote on +90,
+# kfake on +93),
 # KEEP=1 keeps the work directory (results, node logs).
 #
 # Needs the dev servers (it runs dev/up.sh, which is idempotent). Morax
@@ -35,7 +37,7 @@ duration=${DURATION:-10s}
 raw_duration=${RAW_DURATION:-$duration}
 out=${OUT:-$root/BENCHMARKS.md}
 base=${BENCH_PORT_BASE:-19000}
-kport=$((base + 92)) wport=$((base + 848)) rport=$((base + 90))
+kport=$((base + 92)) wport=$((base + 848)) rport=$((base + 90)) kfport=$((base + 93))
 pg_bin=${MORAX_PG_BIN:-/usr/lib/postgresql/15/bin}
 command_line="ROUNDS=$rounds DURATION=$duration bash dev/bench-compare.sh"
 
@@ -44,10 +46,12 @@ log() { printf 'bench-compare: %s\n' "$*" >&2; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/morax-bench-compare.XXXXXX")
 mkdir -p "$work/results" "$work/saturating" "$work/halfload"
 node_pid=
+kfake_pid=
 db=
 
 cleanup() {
 	if [ -n "$node_pid" ]; then kill -TERM "$node_pid" 2>/dev/null || true; wait "$node_pid" 2>/dev/null || true; fi
+	if [ -n "$kfake_pid" ]; then kill -TERM "$kfake_pid" 2>/dev/null || true; wait "$kfake_pid" 2>/dev/null || true; fi
 	if [ -n "$db" ]; then
 		"$pg_bin/psql" -q "$MORAX_TEST_PG_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
 	fi
@@ -55,8 +59,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "building morax"
+log "building morax and dev/kfake"
 go build -o "$work/morax" ./cmd/morax
+go build -o "$work/kfake" ./dev/kfake
 bin=$work/morax
 
 bash "$here/up.sh"
@@ -108,6 +113,28 @@ stop_node() {
 	node_pid=
 }
 
+# start_kfake starts a fresh in-memory kfake cluster (dev/kfake) in the
+# background and sets kfake_addrs to its brokers, which it prints once they
+# listen.
+kfake_addrs=
+start_kfake() { # name
+	local addr_file=$work/kfake-$1.addr
+	"$work/kfake" --port "$kfport" >"$addr_file" 2>"$work/kfake-$1.log" &
+	kfake_pid=$!
+	for ((i = 0; i < 100; i++)); do
+		if [ -s "$addr_file" ]; then kfake_addrs=$(head -n 1 "$addr_file"); return 0; fi
+		if ! kill -0 "$kfake_pid" 2>/dev/null; then break; fi
+		sleep 0.1
+	done
+	log "kfake did not start; its log:"; cat "$work/kfake-$1.log" >&2; exit 1
+}
+
+stop_kfake() {
+	kill -TERM "$kfake_pid"
+	wait "$kfake_pid" || log "kfake exited with status $?"
+	kfake_pid=
+}
+
 warmup=${WARMUP:-2s}
 workload=(--record-size 1KiB --acks all --partitions 3 --producers 1 --consumers 1 --duration "$duration" --warmup "$warmup" --json)
 # The saturating workload: one idempotent franz-go producer keeps one
@@ -125,7 +152,10 @@ run_load() { # label round
 	log "round $round: $label"
 	case $label in
 	kfake | kfake-sat)
-		"$bin" bench --kfake --label "$label" --topic "bench-${label//+/}-r$round" "${wl[@]}" >"$file" 2>"$work/progress-$label-$round.log"
+		start_kfake "$label-$round"
+		"$bin" bench --target kafka --brokers "$kfake_addrs" --metrics-url none --label "$label" \
+			--topic "bench-${label//+/}-r$round" "${wl[@]}" >"$file" 2>"$work/progress-$label-$round.log"
+		stop_kfake
 		;;
 	embedded | embedded-sat)
 		start_node embedded "$round-$label"
@@ -150,8 +180,11 @@ run_load() { # label round
 			--duration "$raw_duration" --label raw-s3-c1 --json >"$work/halfload/$label-$round.json"
 		;;
 	kfake-half)
-		"$bin" bench --kfake --label "$label" --topic "bench-half-r$round" --rate "$half_rate" "${workload[@]}" \
+		start_kfake "$label-$round"
+		"$bin" bench --target kafka --brokers "$kfake_addrs" --metrics-url none --label "$label" \
+			--topic "bench-half-r$round" --rate "$half_rate" "${workload[@]}" \
 			>"$work/halfload/$label-$round.json" 2>"$work/progress-$label-$round.log"
+		stop_kfake
 		;;
 	pg+minio-half)
 		start_node pg+minio "$round-$label" "$here/config.toml"
@@ -205,7 +238,7 @@ mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo 2>/dev/n
 	echo "- Machine: $(nproc) cores ($cpu), $mem memory, $(uname -sr), $(go env GOVERSION)"
 	echo "- Command: \`go tool task bench:compare\`, i.e. \`$command_line\`"
 	echo "- Workload: \`morax bench ${workload[*]}\` (one producer client, one consumer client, linger 10ms, no keys, no compression), rounds: $rounds, each round running every target in turn (order reversed every other round); medians with min–max (in parentheses)."
-	echo "- Targets: kfake = franz-go's kfake (1 broker, in memory, in the bench process); embedded = \`morax start\` with its embedded default (SQLite metadata, objects in files); pg+minio = \`morax start --config-file dev/config.toml\` (PostgreSQL 15 and MinIO from dev/up.sh, a fresh database and bucket). Each Morax run starts a fresh node process and a fresh topic."
+	echo "- Targets: kfake = franz-go's kfake (1 broker, in memory, in its own process: dev/kfake); embedded = \`morax start\` with its embedded default (SQLite metadata, objects in files); pg+minio = \`morax start --config-file dev/config.toml\` (PostgreSQL 15 and MinIO from dev/up.sh, a fresh database and bucket). Each Morax run starts a fresh node process and a fresh topic."
 	echo "- Backend limits: \`morax bench raw-s3 --object-size 4MiB --concurrency 8\` (the node's S3 client) and \`morax bench raw-pg --concurrency 1\` (INSERT of one row per transaction into a logged table), $raw_duration each."
 	echo "- Latencies: produce = record handed to the client until acknowledged (includes time in the client's buffer); e2e = handed to the producer until consumed; records sent in the first $warmup of a run (connections, metadata, partition starts) are left out of them."
 	echo

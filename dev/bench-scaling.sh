@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Measures how a Morax node scales, in one run, against franz-go's in-memory
-# kfake (started in-process by `morax bench --kfake`, the reference point):
+# kfake (the reference point, run by the dev tool dev/kfake, a fresh cluster
+# for each run):
 #
 #  1. partition scaling: 1 KiB records, acks=all, one producer and one
 #     consumer, keyed records (--keys) on 1, 16, 256 and 1024 partitions,
@@ -30,7 +31,8 @@
 # INGEST_RECORDS and INGEST_RECORD_SIZE (default 327680 × 16KiB = 5 GiB),
 # INGEST_PARTITIONS (default 16), INGEST_CONSUMERS (default 0), OUT (default
 # BENCHMARKS.md), BENCH_PORT_BASE (default 19500: Kafka on +92, WAL on +848,
-# remote on +90), KEEP=1 keeps the work directory (results, node logs).
+# remote on +90, kfake on +93), KEEP=1 keeps the work directory (results,
+# node logs).
 #
 # Needs the dev servers (it runs dev/up.sh, which is idempotent) and Linux
 # (/proc). The PostgreSQL + MinIO nodes' objects stay in this run's bucket
@@ -55,7 +57,7 @@ ingest_partitions=${INGEST_PARTITIONS:-16}
 ingest_consumers=${INGEST_CONSUMERS:-0}
 out=${OUT:-$root/BENCHMARKS.md}
 base=${BENCH_PORT_BASE:-19500}
-kport=$((base + 92)) wport=$((base + 848)) rport=$((base + 90))
+kport=$((base + 92)) wport=$((base + 848)) rport=$((base + 90)) kfport=$((base + 93))
 pg_bin=${MORAX_PG_BIN:-/usr/lib/postgresql/15/bin}
 clk_tck=$(getconf CLK_TCK)
 
@@ -75,6 +77,7 @@ log() { printf 'bench-scaling: %4ds %s\n' "$(($(date +%s) - started))" "$*" >&2;
 work=$(mktemp -d "${TMPDIR:-/tmp}/morax-bench-scaling.XXXXXX")
 mkdir -p "$work/results"
 node_pid= node_log= node_data=
+kfake_pid= kfake_addrs=
 sampler_pid=
 dbs=()
 problems=() # failures and odd exits, listed in the section
@@ -82,6 +85,7 @@ problems=() # failures and odd exits, listed in the section
 cleanup() {
 	if [ -n "$sampler_pid" ]; then kill "$sampler_pid" 2>/dev/null || true; wait "$sampler_pid" 2>/dev/null || true; fi
 	if [ -n "$node_pid" ]; then kill -TERM "$node_pid" 2>/dev/null || true; wait "$node_pid" 2>/dev/null || true; fi
+	if [ -n "$kfake_pid" ]; then kill -TERM "$kfake_pid" 2>/dev/null || true; wait "$kfake_pid" 2>/dev/null || true; fi
 	for d in "${dbs[@]}"; do
 		"$pg_bin/psql" -q "$MORAX_TEST_PG_URL" -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true
 	done
@@ -89,8 +93,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "building morax"
+log "building morax and dev/kfake"
 go build -o "$work/morax" ./cmd/morax
+go build -o "$work/kfake" ./dev/kfake
 bin=$work/morax
 
 bash "$here/up.sh"
@@ -177,6 +182,38 @@ stop_node() { # tag: SIGTERM, then SIGKILL if it has not exited within 60 s
 	[ "${KEEP:-0}" = 1 ] || rm -rf "$node_data"
 }
 
+# start_kfake starts a fresh in-memory kfake cluster (dev/kfake) in the
+# background and sets kfake_addrs to its brokers, which it prints once they
+# listen; it returns 1 if the cluster does not come up.
+start_kfake() { # tag
+	local tag=$1 addr_file=$work/kfake-$1.addr
+	"$work/kfake" --port "$kfport" >"$addr_file" 2>"$work/kfake-$tag.log" &
+	kfake_pid=$!
+	for ((i = 0; i < 100; i++)); do
+		if [ -s "$addr_file" ]; then kfake_addrs=$(head -n 1 "$addr_file"); return 0; fi
+		if ! kill -0 "$kfake_pid" 2>/dev/null; then break; fi
+		sleep 0.1
+	done
+	log "kfake ($tag) did not start; its log:"; tail -n 30 "$work/kfake-$tag.log" >&2
+	problems+=("kfake ($tag) did not start")
+	kill -TERM "$kfake_pid" 2>/dev/null || true
+	wait "$kfake_pid" 2>/dev/null || true
+	kfake_pid=
+	return 1
+}
+
+stop_kfake() { # tag
+	local status=0
+	[ -n "$kfake_pid" ] || return 0
+	kill -TERM "$kfake_pid" 2>/dev/null || true
+	wait "$kfake_pid" || status=$?
+	if [ "$status" != 0 ]; then
+		log "kfake $1 exited with status $status"
+		problems+=("kfake $1 exited with status $status after SIGTERM")
+	fi
+	kfake_pid=
+}
+
 metric() { # name: a gauge or counter of the running node (empty if absent)
 	curl -fsS --max-time 5 "http://127.0.0.1:$wport/metrics" 2>/dev/null |
 		awk -v n="$1" '$1 == n { printf "%.0f\n", $2 + 0; exit }'
@@ -187,7 +224,8 @@ run_load() { # label tag file bench-args...: one load run; a failure is noted, n
 	local target=()
 	log "$label: $tag"
 	if [ "$label" = kfake ]; then
-		target=(--kfake)
+		start_kfake "$tag" || return 0
+		target=(--target kafka --brokers "$kfake_addrs" --metrics-url none)
 	else
 		start_node "$label" "$tag" || return 0
 		target=(--brokers "127.0.0.1:$kport" --endpoint "http://127.0.0.1:$wport")
@@ -197,7 +235,7 @@ run_load() { # label tag file bench-args...: one load run; a failure is noted, n
 		problems+=("$label $tag: morax bench failed: $(tail -n 1 "$work/progress-$tag-$label.log")")
 		rm -f "$file"
 	fi
-	[ "$label" = kfake ] || stop_node "$tag"
+	if [ "$label" = kfake ]; then stop_kfake "$tag"; else stop_node "$tag"; fi
 }
 
 order=(kfake embedded pg+minio)
@@ -335,7 +373,7 @@ max_p=${partition_counts[${#partition_counts[@]} - 1]}
 	echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo "- Machine: $(nproc) cores ($cpu), $mem memory, $(uname -sr), $(go env GOVERSION)"
 	echo "- Command: \`go tool task bench:scaling\`, i.e. \`$command_line\` (took $((elapsed / 60)) min $((elapsed % 60)) s)"
-	echo "- Targets: kfake = franz-go's kfake (1 broker, in memory, in the bench process); embedded = \`morax start\` with its embedded default (SQLite metadata, objects in files); pg+minio = \`morax start --config-file dev/config.toml\` (PostgreSQL 15 and MinIO from dev/up.sh). Every Morax run starts a fresh node process (log level warn) with a fresh data directory, and for pg+minio a fresh database and its own prefix in a fresh bucket, so no run sees another's topics."
+	echo "- Targets: kfake = franz-go's kfake (1 broker, in memory, in its own process: dev/kfake); embedded = \`morax start\` with its embedded default (SQLite metadata, objects in files); pg+minio = \`morax start --config-file dev/config.toml\` (PostgreSQL 15 and MinIO from dev/up.sh). Every Morax run starts a fresh node process (log level warn) with a fresh data directory, and for pg+minio a fresh database and its own prefix in a fresh bucket, so no run sees another's topics."
 	echo "- Load runs: \`morax bench --record-size SIZE --partitions N ${load_args[*]} --json\` (one producer client, one consumer client reading every partition, linger 10ms, no compression), rounds: $rounds (medians with min–max in parentheses when more than one); × kfake is the ratio to kfake's median in the same row group. MiB/s counts record values and keys."
 	echo "- Keys: \`--keys\` cycles through 1024 distinct keys which franz-go's default partitioner hashes (murmur2) onto the partitions, so up to 1024 partitions receive records; at N partitions about $(awk -v n="$max_p" 'BEGIN { printf "%.0f%%", (1 - (1 - 1 / n) ^ 1024) * 100 }') of $max_p get some (1 − (1 − 1/N)^1024), the rest none."
 	echo "- Latencies: produce = record handed to the client until acknowledged (includes time in the client's buffer); e2e = handed to the producer until consumed. PUTs/GiB and txns/flush come from the node's metrics (none for kfake)."

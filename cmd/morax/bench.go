@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/morax-dev/morax/config"
 	"github.com/morax-dev/morax/internal/loadgen"
 	"github.com/morax-dev/morax/persistence/objstore"
@@ -64,13 +62,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 // benchOpts is the parsed command line of a load run.
 type benchOpts struct {
-	cfg          loadgen.Config
-	json         bool
-	metricsURL   string
-	kfake        bool
-	kfakeBrokers int
-	label        string
-	interval     time.Duration
+	cfg        loadgen.Config
+	json       bool
+	metricsURL string
+	label      string
+	interval   time.Duration
 }
 
 // sizeFlag is a byte size flag accepting 1024, 1KiB, 4MiB, 1GiB or the
@@ -169,8 +165,6 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchOpts, error) {
 	fs.IntVar(&c.MaxBufferedRecords, "max-buffered", c.MaxBufferedRecords, "records a Kafka producer may hold unacknowledged before blocking")
 	fs.BoolVar(&o.json, "json", false, "print the summary as JSON on stdout")
 	fs.StringVar(&o.metricsURL, "metrics-url", metricsAuto, "Morax metrics to scrape for broker cost ("+metricsAuto+": ENDPOINT/metrics; "+metricsOff+": skip)")
-	fs.BoolVar(&o.kfake, "kfake", false, "start franz-go's in-memory kfake cluster in-process and target it (a reference point)")
-	fs.IntVar(&o.kfakeBrokers, "kfake-brokers", 1, "brokers of the --kfake cluster")
 	fs.StringVar(&o.label, "label", "", "name of this run in saved results (morax bench report)")
 	fs.DurationVar(&o.interval, "interval", time.Second, "progress report interval")
 	if err := fs.Parse(args); err != nil {
@@ -190,17 +184,6 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchOpts, error) {
 		errs = append(errs, err)
 	} else {
 		c.Compression = k
-	}
-	if o.kfake {
-		if c.Target != loadgen.TargetKafka {
-			errs = append(errs, errors.New("--kfake starts a Kafka cluster: use it with --target kafka"))
-		}
-		if o.kfakeBrokers < 1 {
-			errs = append(errs, errors.New("--kfake-brokers: at least 1"))
-		}
-		if o.label == "" {
-			o.label = "kfake"
-		}
 	}
 	if o.interval <= 0 {
 		errs = append(errs, errors.New("--interval: positive"))
@@ -222,24 +205,12 @@ func (o *benchOpts) resolveMetricsURL() (string, error) {
 	case metricsOff, "":
 		return "", nil
 	case metricsAuto:
-		if o.kfake {
-			return "", nil // kfake has no metrics
-		}
 		return loadgen.MetricsURLFor(o.cfg.Endpoint)
 	}
 	return o.metricsURL, nil
 }
 
 func (o *benchOpts) run(ctx context.Context, stdout, stderr io.Writer) int {
-	if o.kfake {
-		cluster, err := kfake.NewCluster(kfake.NumBrokers(o.kfakeBrokers))
-		if err != nil {
-			fmt.Fprintf(stderr, "morax bench: start kfake: %v\n", err)
-			return 1
-		}
-		defer cluster.Close()
-		o.cfg.Brokers = cluster.ListenAddrs()
-	}
 	murl, err := o.resolveMetricsURL()
 	if err != nil {
 		fmt.Fprintf(stderr, "morax bench: %v\n", err)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/morax-dev/morax/internal/loadgen"
 	"github.com/morax-dev/morax/wire/wal/waltest"
 )
@@ -59,7 +61,7 @@ func TestParseBenchFlagsErrors(t *testing.T) {
 		{"--acks 2 --compression brotli", []string{`acks "2"`, `compression "brotli"`}},
 		{"--record-size 8 --partitions 0", []string{"record size 8", "partitions 0"}},
 		{"--record-size 12XB", []string{"size \"12XB\""}},
-		{"--target wal --kfake", []string{"--kfake"}},
+		{"--kfake", []string{"-kfake"}}, // moved to dev/kfake, out of the binary
 		{"--target wal --acks 1", []string{"only acks=all"}},
 		{"--duration 0", []string{"duration or record count"}},
 		{"extra", []string{`unexpected argument "extra"`}},
@@ -96,11 +98,19 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
-// TestBenchKfakeJSON runs the whole command against an in-process kfake
-// and reads its JSON back, then feeds it to the report mode.
-func TestBenchKfakeJSON(t *testing.T) {
+// TestBenchKafkaJSON runs the whole command against a Kafka broker with no
+// Morax metrics (kfake, as dev/kfake serves it to the bench scripts) and
+// reads its JSON back, then feeds it to the report mode.
+func TestBenchKafkaJSON(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
 	var out, errOut lockedBuffer
-	code := runBench(t.Context(), strings.Fields("--kfake --records 2000 --record-size 512 --producers 2 --json --interval 50ms"), &out, &errOut)
+	args := append([]string{"--target", "kafka", "--brokers", strings.Join(cluster.ListenAddrs(), ","), "--metrics-url", "none", "--label", "kfake"},
+		strings.Fields("--records 2000 --record-size 512 --producers 2 --json --interval 50ms")...)
+	code := runBench(t.Context(), args, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %s", code, errOut.String())
 	}

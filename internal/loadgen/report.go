@@ -126,8 +126,9 @@ func ratio(a, b float64) string {
 }
 
 // Markdown writes the comparison tables: every load label against the
-// reference label (kfake), then the raw backend limits and how the
-// labels named in vsRaw (the PostgreSQL + MinIO runs) compare with them.
+// reference label (kfake in the bench scripts, served by dev/kfake), then
+// the raw backend limits and how the labels named in vsRaw (the PostgreSQL
+// + MinIO runs) compare with them.
 func (r *Report) Markdown(w io.Writer, reference string, vsRaw []string) error {
 	var b strings.Builder
 	ref := r.Loads[reference]
