@@ -2,7 +2,8 @@
 // DESIGN.md: cmd → wire → actors → persistence. config lies under cmd,
 // wire and actors, which read their defaults from it (config.Default), and
 // imports nothing of the project; persistence does not import it, so the
-// stores take plain values.
+// stores take plain values. It also checks that the binary links no test
+// support.
 package archtest
 
 import (
