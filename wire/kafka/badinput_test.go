@@ -494,3 +494,84 @@ func TestIdleTimeout(t *testing.T) {
 		t.Fatalf("idle connection closed after %v", d)
 	}
 }
+
+// TestPipelinedRequestsAreBounded pipelines more long-polling fetches and
+// more requests than a connection may have unfinished: the connection
+// dispatches only up to its bounds (maxInflightFetches fetches, and
+// MaxInflight requests), reads the rest as responses are written, and
+// still answers everything in request order.
+func TestPipelinedRequestsAreBounded(t *testing.T) {
+	const inflight = 6
+	n := kafkatest.Start(t, kafkatest.Options{Server: func(c *kafka.Config) { c.MaxInflight = inflight }})
+	const topic = "bounded"
+	cl := newClient(t, n)
+	createTopic(t, cl, topic, 1, nil)
+	dispatched := func(api string) float64 {
+		return counterValue(t, n, "morax_kafka_requests_total", api)
+	}
+	before := dispatched("Fetch")
+	r := dialRaw(t, n.Addr)
+	var want []kmsg.Request
+	for i := range 12 {
+		var req kmsg.Request
+		if i < 8 {
+			f := kmsg.NewPtrFetchRequest()
+			f.Version, f.MaxWaitMillis, f.MinBytes, f.MaxBytes, f.SessionEpoch = 12, 800, 1, 1<<20, -1
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic = topic
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.PartitionMaxBytes = 1 << 20
+			rt.Partitions = append(rt.Partitions, rp)
+			f.Topics = append(f.Topics, rt)
+			req = f
+		} else {
+			req = kmsg.NewPtrApiVersionsRequest()
+		}
+		r.send(req)
+		want = append(want, req)
+	}
+	// The first four fetches park; the fifth waits to be dispatched.
+	deadline := time.Now().Add(5 * time.Second)
+	for dispatched("Fetch")-before < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %v fetches dispatched", dispatched("Fetch")-before)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // a fifth dispatch would show by now
+	if got := dispatched("Fetch") - before; got != 4 {
+		t.Fatalf("%v fetches dispatched while 4 were parked, want 4 (maxInflightFetches)", got)
+	}
+	for i, req := range want {
+		resp := req.ResponseKind()
+		if corr := r.recv(resp); corr != int32(i+1) {
+			t.Fatalf("response %d has correlation id %d", i+1, corr)
+		}
+	}
+	if got := dispatched("Fetch") - before; got != 8 {
+		t.Fatalf("%v fetches dispatched in the end, want 8", got)
+	}
+}
+
+// counterValue reads one labelled counter of the node's registry (0 when
+// it has not been counted yet).
+func counterValue(t *testing.T, n *kafkatest.Node, name, label string) float64 {
+	t.Helper()
+	mfs, err := n.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == label {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}

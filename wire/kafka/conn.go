@@ -23,16 +23,22 @@ import (
 //
 //   - the read loop (a goroutine) reads frames, decodes them and calls each
 //     request's handler, in request order, numbering requests as it goes;
-//   - the connection actor owns the ordering state: handlers' responses
-//     arrive in its mailbox in any order, and it releases them to the writer
-//     strictly by request number, parking early ones in a small map;
+//   - the connection actor owns the ordering and flow state: handlers'
+//     responses arrive in its mailbox in any order, and it releases them to
+//     the writer strictly by request number, parking early ones in a small
+//     map; it counts the requests finished (written, or skipped for acks=0
+//     produce) and publishes that count;
 //   - the write loop (a goroutine) encodes and writes what the actor
-//     released, flushing when it runs out of work.
+//     released, flushing when it runs out of work, and tells the actor what
+//     it wrote.
 //
-// A slot semaphore bounds the requests awaiting a response: the read loop
-// takes a slot before dispatching, and the slot is returned once the
-// response is written (or skipped, for acks=0 produce). It also bounds the
-// actor's mailbox and the writer's queue, which therefore never block.
+// The read loop dispatches a request only while fewer than MaxInflight
+// requests (and maxInflightFetches fetches) are unfinished; when the
+// published counts say it is at the bound, it asks the actor to wake it
+// once a response is finished. So the actor's mailbox and the writer's
+// queue are bounded by MaxInflight and never block a handler, and a
+// handler answering twice is caught by the actor (the request number is
+// already past), not by a guard in every respond func.
 
 // protocolErrorDrain bounds how long a connection that sent a bad frame
 // keeps waiting for the responses it is still owed before it is closed.
@@ -62,8 +68,11 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	slots    chan struct{}
-	fetches  chan struct{} // maxInflightFetches slots, returned on write
+	// done and fetchesDone count the requests and fetches finished; only
+	// the connection actor writes them, the read loop reads them.
+	done        atomic.Uint64
+	fetchesDone atomic.Uint64
+
 	out      chan outFrame
 	stopRead chan struct{} // closed by drain
 	stopOnce sync.Once
@@ -74,6 +83,7 @@ type conn struct {
 type outFrame struct {
 	correlationID int32
 	resp          kmsg.Response
+	fetch         bool
 }
 
 // Messages to the connection actor.
@@ -85,6 +95,18 @@ type (
 		resp          kmsg.Response
 		api           string
 		received      time.Time
+		fetch         bool
+	}
+	// written says the writer finished n frames, fetches of them fetches
+	// (written, or dropped after a write error).
+	written struct{ n, fetches uint64 }
+	// awaitCredit asks to be woken (wake closed) once fewer than
+	// MaxInflight requests are unfinished with seq dispatched, and, for a
+	// fetch, fewer than maxInflightFetches fetches.
+	awaitCredit struct {
+		seq, fetches uint64
+		fetch        bool
+		wake         chan struct{}
 	}
 	// readerStopped says the read loop dispatched its last request: seq
 	// numbers below total were handed out. err is the protocol error that
@@ -113,8 +135,6 @@ func newConn(s *Server, nc net.Conn, seq uint64) *conn {
 		log:      s.log.With("conn", id),
 		ctx:      ctx,
 		cancel:   cancel,
-		slots:    make(chan struct{}, s.cfg.MaxInflight),
-		fetches:  make(chan struct{}, maxInflightFetches),
 		out:      make(chan outFrame, s.cfg.MaxInflight),
 		stopRead: make(chan struct{}),
 	}
@@ -167,7 +187,7 @@ func (c *conn) stopping() bool {
 // readLoop reads and dispatches requests until the peer hangs up, a
 // protocol error, the idle timeout, or drain.
 func (c *conn) readLoop() {
-	var seq uint64
+	var seq, fetches uint64
 	var stopErr error
 	peerGone := false
 	defer func() {
@@ -195,8 +215,8 @@ func (c *conn) readLoop() {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				if len(c.slots) > 0 {
-					continue
+				if c.done.Load() < seq {
+					continue // owed a response: not idle
 				}
 				c.log.Debug("closing idle kafka connection", "idle", idle)
 				return
@@ -237,37 +257,52 @@ func (c *conn) readLoop() {
 			stopErr = c.protocolError(reason, err)
 			return
 		}
-		// Take a slot: this is where a client that pipelines more than
-		// MaxInflight requests waits for responses to be written.
-		if !c.acquire(c.slots) {
-			return
-		}
-		if hdr.key == int16(kmsg.Fetch) && req != nil && !c.acquire(c.fetches) {
+		// This is where a client that pipelines more than MaxInflight
+		// requests waits for responses to be written.
+		fetch := hdr.key == int16(kmsg.Fetch) && req != nil
+		if !c.awaitCredit(seq, fetches, fetch) {
 			return
 		}
 		cur := seq
 		seq++
+		if fetch {
+			fetches++
+		}
 		if req == nil {
 			// ApiVersions at a version we do not serve: answered here,
 			// without parsing a body whose format we may not know.
-			c.deliver(cur, hdr.correlationID, unsupportedApiVersions(c.s), kmsg.NameForKey(hdr.key), received)
+			c.send(&answered{seq: cur, correlationID: hdr.correlationID, resp: unsupportedApiVersions(c.s), api: kmsg.NameForKey(hdr.key), received: received})
 			continue
 		}
-		c.dispatch(cur, hdr, req, received)
+		c.dispatch(cur, hdr, req, received, fetch)
 	}
 }
 
-// acquire takes a slot from sem, waiting while it is full; false means
-// the connection is stopping.
-func (c *conn) acquire(sem chan struct{}) bool {
-	select {
-	case sem <- struct{}{}:
-		return true
-	case <-c.stopRead:
-		return false
-	case <-c.ctx.Done():
+// hasCredit reports whether request seq (a fetch, with fetches fetches
+// dispatched before it) may be dispatched now.
+func (c *conn) hasCredit(seq, fetches uint64, fetch bool) bool {
+	if seq-c.done.Load() >= uint64(c.s.cfg.MaxInflight) {
 		return false
 	}
+	return !fetch || fetches-c.fetchesDone.Load() < maxInflightFetches
+}
+
+// awaitCredit waits until request seq may be dispatched: at once when the
+// actor's published counts allow it, else by asking the actor to wake the
+// loop. False means the connection is stopping.
+func (c *conn) awaitCredit(seq, fetches uint64, fetch bool) bool {
+	for !c.hasCredit(seq, fetches, fetch) {
+		wake := make(chan struct{})
+		c.send(&awaitCredit{seq: seq, fetches: fetches, fetch: fetch, wake: wake})
+		select {
+		case <-wake:
+		case <-c.stopRead:
+			return false
+		case <-c.ctx.Done():
+			return false
+		}
+	}
+	return true
 }
 
 // protocolError logs and counts a protocol violation and returns err.
@@ -278,8 +313,8 @@ func (c *conn) protocolError(reason string, err error) error {
 }
 
 // dispatch calls the request's handler with a respond func that routes the
-// response to the actor exactly once.
-func (c *conn) dispatch(seq uint64, hdr requestHeader, req kmsg.Request, received time.Time) {
+// response to the actor.
+func (c *conn) dispatch(seq uint64, hdr requestHeader, req kmsg.Request, received time.Time, fetch bool) {
 	h := c.s.handlers[hdr.key]
 	api := kmsg.NameForKey(hdr.key)
 	c.s.metrics.requests.WithLabelValues(api).Inc()
@@ -295,32 +330,25 @@ func (c *conn) dispatch(seq uint64, hdr requestHeader, req kmsg.Request, receive
 		drain:         c.drain,
 		abort:         c.abort,
 	}
-	var once atomic.Bool
 	respond := func(resp kmsg.Response) {
-		if !once.CompareAndSwap(false, true) {
-			c.log.Error("kafka handler responded twice; ignoring the second", "api", api)
-			return
-		}
 		if resp != nil {
 			resp.SetVersion(hdr.version)
 		}
-		c.deliver(seq, hdr.correlationID, resp, api, received)
+		c.send(&answered{seq: seq, correlationID: hdr.correlationID, resp: resp, api: api, received: received, fetch: fetch})
 	}
 	h.handle(c.s, rc, req, respond)
 }
 
-func (c *conn) deliver(seq uint64, correlationID int32, resp kmsg.Response, api string, received time.Time) {
-	c.send(&answered{seq: seq, correlationID: correlationID, resp: resp, api: api, received: received})
-}
-
-// writeLoop writes the frames the actor releases until it closes out. After
-// a write error it keeps consuming (returning slots) without writing, so
-// nothing upstream blocks while the connection winds down.
+// writeLoop writes the frames the actor releases until it closes out, and
+// tells the actor what it finished each time it runs out of work. After a
+// write error it keeps consuming without writing, so nothing upstream
+// blocks while the connection winds down.
 func (c *conn) writeLoop() {
 	defer c.finish()
 	bw := bufio.NewWriterSize(c.nc, writeBufferBytes)
 	var buf []byte
 	failed := false
+	var done written
 	for f := range c.out {
 		if !failed {
 			buf = appendResponse(buf[:0], f.correlationID, f.resp)
@@ -342,10 +370,14 @@ func (c *conn) writeLoop() {
 				_ = c.nc.Close()
 			}
 		}
-		if f.resp.Key() == int16(kmsg.Fetch) {
-			<-c.fetches
+		done.n++
+		if f.fetch {
+			done.fetches++
 		}
-		<-c.slots
+		if len(c.out) == 0 {
+			c.send(&written{n: done.n, fetches: done.fetches})
+			done = written{}
+		}
 	}
 	if !failed {
 		_ = bw.Flush()
@@ -362,14 +394,19 @@ func (c *conn) finish() {
 	c.s.connDone(c)
 }
 
-// connActor is the connection actor: it owns the response ordering state.
-// Only its Receive touches these fields.
+// connActor is the connection actor: it owns the response ordering and
+// flow state. Only its Receive touches these fields.
 type connActor struct {
 	c *conn
-	// next is the request number whose response is written next.
+	// next is the request number whose response is released next.
 	next uint64
 	// parked holds responses that arrived before an earlier one.
 	parked map[uint64]*answered
+	// done and fetchesDone count the requests and fetches finished; they
+	// are published to the read loop through conn.done/fetchesDone.
+	done, fetchesDone uint64
+	// waiting is the read loop's request to be woken, if it waits.
+	waiting *awaitCredit
 	// total is the number of requests dispatched, known once the read loop
 	// stopped (readerDone).
 	total      uint64
@@ -382,9 +419,13 @@ type connActor struct {
 func (a *connActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *answered:
+		if _, dup := a.parked[m.seq]; dup || m.seq < a.next {
+			a.c.log.Error("kafka handler responded twice; ignoring the second", "api", m.api)
+			return
+		}
 		a.c.s.metrics.requestSeconds.WithLabelValues(m.api).Observe(time.Since(m.received).Seconds())
 		if a.outClosed {
-			a.release(m)
+			a.finished(1, b2u(m.fetch))
 			return
 		}
 		a.parked[m.seq] = m
@@ -396,12 +437,17 @@ func (a *connActor) Receive(ctx actor.Context) {
 			delete(a.parked, a.next)
 			a.next++
 			if next.resp == nil {
-				<-a.c.slots // acks=0 produce: nothing to write
+				a.finished(1, 0) // acks=0 produce: nothing to write
 				continue
 			}
-			a.c.out <- outFrame{correlationID: next.correlationID, resp: next.resp}
+			a.c.out <- outFrame{correlationID: next.correlationID, resp: next.resp, fetch: next.fetch}
 		}
 		a.maybeClose()
+	case *written:
+		a.finished(m.n, m.fetches)
+	case *awaitCredit:
+		a.waiting = m
+		a.wake()
 	case *readerStopped:
 		a.readerDone, a.total = true, m.total
 		if m.peerGone {
@@ -424,8 +470,23 @@ func (a *connActor) Receive(ctx actor.Context) {
 	}
 }
 
-// release returns the slot of a response that will never be written.
-func (a *connActor) release(*answered) { <-a.c.slots }
+// finished counts n requests finished, fetches of them fetches,
+// publishes the counts and wakes the read loop if it waits for them.
+func (a *connActor) finished(n, fetches uint64) {
+	a.done += n
+	a.fetchesDone += fetches
+	a.c.done.Store(a.done)
+	a.c.fetchesDone.Store(a.fetchesDone)
+	a.wake()
+}
+
+// wake lets a waiting read loop go on once it has credit.
+func (a *connActor) wake() {
+	if w := a.waiting; w != nil && a.c.hasCredit(w.seq, w.fetches, w.fetch) {
+		a.waiting = nil
+		close(w.wake)
+	}
+}
 
 // maybeClose closes the writer's queue once every dispatched request is
 // answered and no more will come.
@@ -446,7 +507,7 @@ func (a *connActor) closeOut() {
 	close(a.c.out)
 	for seq, m := range a.parked {
 		delete(a.parked, seq)
-		a.release(m)
+		a.finished(1, b2u(m.fetch))
 	}
 	if a.drainTimer != nil {
 		a.drainTimer.Stop()
@@ -469,4 +530,12 @@ func unsupportedApiVersions(s *Server) kmsg.Response {
 func (s *Server) served(key, version int16) bool {
 	h, ok := s.handlers[key]
 	return ok && version >= h.minVersion && version <= h.maxVersion
+}
+
+// b2u is 1 for true: a request that is a fetch counts one fetch.
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }
