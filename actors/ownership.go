@@ -508,20 +508,20 @@ func (c *ownership) releaseSlots() {
 func (b *Broker) syncTopics(ctx context.Context, topics []meta.Topic) {
 	listed := make(map[meta.TopicID]bool, len(topics))
 	var changed []meta.Topic
-	b.topicsMu.RLock()
+	b.mu.RLock()
 	for _, t := range topics {
 		listed[t.ID] = true
-		if old, ok := b.topicsByID[t.ID]; !ok || old.Partitions != t.Partitions || !maps.Equal(old.Config, t.Config) {
+		if old, ok := b.byID[t.ID]; !ok || old.Partitions != t.Partitions || !maps.Equal(old.Config, t.Config) {
 			changed = append(changed, t)
 		}
 	}
 	var gone []meta.Topic
-	for id, t := range b.topicsByID {
+	for id, t := range b.byID {
 		if !listed[id] {
 			gone = append(gone, t)
 		}
 	}
-	b.topicsMu.RUnlock()
+	b.mu.RUnlock()
 	for _, t := range changed {
 		b.cacheTopic(t)
 		b.registry.tell(&topicChanged{topic: t})
