@@ -260,7 +260,8 @@ type ClusterConfig struct {
 	// heartbeat does not cost the node its leases.
 	HeartbeatInterval Duration `toml:"heartbeat_interval"`
 	// RemoteListenAddr is the host:port other nodes reach this node on to
-	// forward WAL requests to partition owners.
+	// send requests for the partitions it owns (WAL requests through other
+	// nodes reach their logs this way).
 	RemoteListenAddr string `toml:"remote_listen_addr"`
 	// PollInterval is how often the ownership loop reads nodes, leases and
 	// topics: it bounds how stale routes are and how soon a released lease

@@ -120,7 +120,7 @@
 //	cluster.lease_ttl            actors.Options.LeaseTTL; also how recent a heartbeat
 //	                             must be for a node to count as live
 //	cluster.heartbeat_interval   actors.Membership
-//	cluster.remote_listen_addr   wal.StartRemote (clustered nodes only)
+//	cluster.remote_listen_addr   actors.StartRemote (clustered nodes only)
 //	cluster.poll_interval,
 //	max_moves_per_poll           actors.ClusterOptions (the ownership loop)
 //	telemetry.*                  the logger, /metrics on the WAL listener, pprof

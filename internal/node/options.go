@@ -114,6 +114,20 @@ func walConfig(cfg config.Config) wal.Config {
 	}
 }
 
+// remoteConfig maps cluster.remote_listen_addr onto the node's remote. Its
+// message limit follows from the largest messages between nodes: an
+// append through the WAL API (its batches are smaller than the request
+// body that carried them, base64-decoded, but the records of many tiny
+// entries may add a few MiB of framing), or a fetch answer (at most half
+// the limit, plus a first batch of up to max.message.bytes).
+func remoteConfig(cfg config.Config) actors.RemoteConfig {
+	body, batch := int(cfg.Server.WALBroker.MaxBodyBytes), int(cfg.Partition.MaxMessageBytes)
+	return actors.RemoteConfig{
+		ListenAddr:      cfg.Cluster.RemoteListenAddr,
+		MaxMessageBytes: 2*max(body, batch, wal.DefaultReadBytes) + 8<<20,
+	}
+}
+
 // s3Config maps the storage section onto the S3 object store.
 func s3Config(cfg config.Config) objstore.S3Config {
 	s := cfg.Storage
