@@ -158,8 +158,8 @@ func TestGatewayBackpressure(t *testing.T) {
 // sends requests to the gateway of the one that does not own the
 // partition: it refuses them with NOT_OWNER before acting, appends
 // included, and never sends them on. Then the caller's side: a Broker
-// call for a partition another node owns, with no remote to reach it,
-// retries until its deadline and fails with ErrUnreachable.
+// call for a partition another node owns, on a node with no remote to
+// reach it, is refused at once with ErrNotOwner, as Broker.Send is.
 func TestGatewayRefusesNotOwned(t *testing.T) {
 	be := pgMinio(t)
 	a := startClusterNode(t, be, "node-a", 0)
@@ -201,10 +201,11 @@ func TestGatewayRefusesNotOwned(t *testing.T) {
 		t.Fatalf("the owner's partition after the refusals: %+v %v", st, err)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	asked := time.Now()
 	_, err = other.b.Append(ctx, tp, 0, batchOf(t, "y"), -1)
-	if !errors.Is(err, actors.ErrUnreachable) {
-		t.Fatalf("append through a node without remote: %v, want ErrUnreachable", err)
+	if !errors.Is(err, actors.ErrNotOwner) || time.Since(asked) > time.Second {
+		t.Fatalf("append through a node without remote: %v after %s, want ErrNotOwner at once", err, time.Since(asked))
 	}
 }

@@ -96,10 +96,12 @@ func reach[R Outcome](ctx context.Context, b *Broker, t meta.Topic, p int32, op 
 	}
 }
 
-// routeOnce makes one attempt, local or remote.
+// routeOnce makes one attempt, local or remote. A broker without a remote
+// (StartRemote) cannot reach other nodes, so it sends everything to its
+// own partitions, which refuse the ones it does not own with ErrNotOwner.
 func routeOnce[R Outcome](ctx context.Context, b *Broker, t meta.Topic, p int32, op routed[R], attempt int, elapsed time.Duration) (R, error) {
 	// An unknown partition is refused locally, like any other.
-	if p >= 0 && p < t.Partitions && b.ClusterView() != nil {
+	if p >= 0 && p < t.Partitions && b.ClusterView() != nil && b.remote.Load() != nil {
 		if owner, self := b.PartitionOwner(t.ID, p); !self {
 			return remoteCall(ctx, b, owner, t, p, op, attempt, elapsed)
 		}
@@ -109,10 +111,11 @@ func routeOnce[R Outcome](ctx context.Context, b *Broker, t meta.Topic, p int32,
 
 // retriable reports whether a call that failed with err may be sent again,
 // after the owner is looked up afresh: the owner refused it without acting,
-// or could not be reached with it. Only in a cluster, since a single node
-// has nowhere else to look, and not once this node is stopping.
+// or could not be reached with it. Only in a cluster whose nodes this one
+// can reach, since otherwise there is nowhere else to look, and not once
+// this node is stopping.
 func (b *Broker) retriable(err error) bool {
-	if b.ClusterView() == nil || b.closing.Load() {
+	if b.ClusterView() == nil || b.remote.Load() == nil || b.closing.Load() {
 		return false
 	}
 	return errors.Is(err, ErrNotOwner) || errors.Is(err, ErrShuttingDown) || errors.Is(err, ErrUnreachable)
@@ -142,9 +145,6 @@ func remoteCall[R Outcome](ctx context.Context, b *Broker, owner meta.Node, t me
 	var zero R
 	where := fmt.Sprintf("%s/%d", t.Name, p)
 	rem := b.remote.Load()
-	if rem == nil {
-		return zero, fmt.Errorf("%w: %s is served by node %s, and this node runs no remote to reach it", ErrUnreachable, where, owner.ID)
-	}
 	if owner.RemoteAddr == "" {
 		return zero, fmt.Errorf("%w: %s: no live node to send to (node %q has no remote address)", ErrUnreachable, where, owner.ID)
 	}
