@@ -10,20 +10,12 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/morax-dev/morax/config"
 )
 
-// Defaults for zero RemoteConfig fields.
-const (
-	// DefaultRemoteMessageBytes is RemoteConfig.MaxMessageBytes.
-	DefaultRemoteMessageBytes = 64 << 20
-	// DefaultGatewayInflight is RemoteConfig.MaxInflight: mostly parked
-	// long polls, which cost the owner a waiter each and no buffer.
-	DefaultGatewayInflight = 10000
-	// DefaultGatewayInflightBytes is RemoteConfig.MaxInflightBytes.
-	DefaultGatewayInflightBytes = 256 << 20
-)
-
-// RemoteConfig configures a node's protoactor remote (StartRemote).
+// RemoteConfig configures a node's protoactor remote (StartRemote). Zero
+// fields take the values of DefaultRemoteConfig.
 type RemoteConfig struct {
 	// ListenAddr is the host:port the remote listens on; required.
 	ListenAddr string
@@ -34,25 +26,46 @@ type RemoteConfig struct {
 	// batch of up to the largest max.message.bytes). Larger appends are
 	// refused with ErrMessageTooLarge before they are sent, and an answer
 	// that would not fit is replaced by an error, rather than breaking the
-	// connection it travels on. DefaultRemoteMessageBytes if zero.
+	// connection it travels on (see RemoteMessageLimit).
 	MaxMessageBytes int
 	// MaxInflight and MaxInflightBytes bound the requests from other nodes
 	// the gateway holds at once, by count and by append bytes; requests
 	// beyond them are answered ErrBackpressure without being acted on.
-	// DefaultGatewayInflight and DefaultGatewayInflightBytes if zero.
 	MaxInflight      int
 	MaxInflightBytes int64
 }
 
+// DefaultRemoteConfig holds the values used for zero fields of
+// RemoteConfig, read from config.Default(); ListenAddr has none.
+func DefaultRemoteConfig() RemoteConfig {
+	c := config.Default()
+	return RemoteConfig{
+		MaxMessageBytes:  RemoteMessageLimit(int(c.Server.WALBroker.MaxBodyBytes), int(c.Partition.MaxMessageBytes)),
+		MaxInflight:      int(c.Cluster.RemoteMaxInflight),
+		MaxInflightBytes: c.Cluster.RemoteMaxInflightBytes,
+	}
+}
+
+// RemoteMessageLimit is the message limit between nodes that carries
+// appends of up to maxRequestBytes of batches (a WAL body limit bounds
+// them: base64-decoded batches are smaller than the body, though the
+// records of many tiny entries may add a few MiB of framing) and fetch
+// answers (at most half the limit, plus a first batch of up to
+// maxBatchBytes, the largest max.message.bytes).
+func RemoteMessageLimit(maxRequestBytes, maxBatchBytes int) int {
+	return 2*max(maxRequestBytes, maxBatchBytes, 1<<20) + 8<<20
+}
+
 func (c RemoteConfig) withDefaults() RemoteConfig {
+	d := DefaultRemoteConfig()
 	if c.MaxMessageBytes <= 0 {
-		c.MaxMessageBytes = DefaultRemoteMessageBytes
+		c.MaxMessageBytes = d.MaxMessageBytes
 	}
 	if c.MaxInflight <= 0 {
-		c.MaxInflight = DefaultGatewayInflight
+		c.MaxInflight = d.MaxInflight
 	}
 	if c.MaxInflightBytes <= 0 {
-		c.MaxInflightBytes = DefaultGatewayInflightBytes
+		c.MaxInflightBytes = d.MaxInflightBytes
 	}
 	return c
 }

@@ -114,17 +114,16 @@ func walConfig(cfg config.Config) wal.Config {
 	}
 }
 
-// remoteConfig maps cluster.remote_listen_addr onto the node's remote. Its
-// message limit follows from the largest messages between nodes: an
-// append through the WAL API (its batches are smaller than the request
-// body that carried them, base64-decoded, but the records of many tiny
-// entries may add a few MiB of framing), or a fetch answer (at most half
-// the limit, plus a first batch of up to max.message.bytes).
+// remoteConfig maps cluster.remote_* onto the node's remote. Its message
+// limit follows from the largest append the WAL API takes (its body limit)
+// and the largest batch (partition.max_message_bytes).
 func remoteConfig(cfg config.Config) actors.RemoteConfig {
-	body, batch := int(cfg.Server.WALBroker.MaxBodyBytes), int(cfg.Partition.MaxMessageBytes)
+	cl := cfg.Cluster
 	return actors.RemoteConfig{
-		ListenAddr:      cfg.Cluster.RemoteListenAddr,
-		MaxMessageBytes: 2*max(body, batch, wal.DefaultReadBytes) + 8<<20,
+		ListenAddr:       cl.RemoteListenAddr,
+		MaxMessageBytes:  actors.RemoteMessageLimit(int(cfg.Server.WALBroker.MaxBodyBytes), int(cfg.Partition.MaxMessageBytes)),
+		MaxInflight:      int(cl.RemoteMaxInflight),
+		MaxInflightBytes: cl.RemoteMaxInflightBytes,
 	}
 }
 
