@@ -48,6 +48,7 @@ type Broker struct {
 	owner string
 	// cluster is the ownership loop, nil without StartCluster.
 	cluster atomic.Pointer[ownership]
+	remote  atomic.Pointer[Remote] // set by StartRemote; routes requests to other nodes (route.go)
 
 	closing atomic.Bool
 	bg      sync.WaitGroup // background loops (retention, sweep)

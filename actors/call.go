@@ -1,9 +1,14 @@
 package actors
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/morax-dev/morax/actors/partitionpb"
 	"github.com/morax-dev/morax/persistence/meta"
 )
 
@@ -12,7 +17,8 @@ import (
 // without blocking on its caller. Call turns that into an ordinary call for
 // code that may wait (WAL handlers, handlers already on their own
 // goroutine). Adding an operation therefore touches the message, its
-// handler in the owner, and the method below that calls it.
+// handler in the owner, and the method below that calls it (with its
+// protobuf form in partitionpb when other nodes may send it, route.go).
 
 // Outcome is implemented by reply types that carry the owner's error, so
 // that Call can return it as the call's error.
@@ -43,39 +49,93 @@ func Call[R any](ctx context.Context, what string, send func(reply func(R))) (R,
 	}
 }
 
+// The methods below reach partition p of t wherever it lives: on this node
+// through Send, on another over protoactor remote (route.go), retrying
+// while the partition changes hands until ctx ends. The timeout another
+// node is given is ctx's deadline.
+
 // Append appends batches to partition p of t and waits for the
 // acknowledgement (see Append, the message).
 func (b *Broker) Append(ctx context.Context, t meta.Topic, p int32, batches []byte, expectedOffset int64) (AppendResult, error) {
-	return Call(ctx, "append", func(reply func(AppendResult)) {
-		b.Send(t, p, &Append{Batches: batches, ExpectedOffset: expectedOffset, Reply: reply})
+	return reach(ctx, b, t, p, routed[AppendResult]{
+		what:     "append",
+		isAppend: true,
+		local: func(attempt int, _ time.Duration, reply func(AppendResult)) {
+			bs := batches
+			if attempt > 0 {
+				bs = bytes.Clone(batches) // an earlier attempt's actor may have rewritten the offsets in place
+			}
+			b.Send(t, p, &Append{Batches: bs, ExpectedOffset: expectedOffset, Reply: reply})
+		},
+		remote: func(_ int, _, timeout time.Duration, cfg RemoteConfig) (proto.Message, error) {
+			if len(batches) > cfg.MaxMessageBytes-replyHeadroom {
+				return nil, fmt.Errorf("%w: %d bytes of batches; messages between nodes hold up to %d", ErrMessageTooLarge, len(batches), cfg.MaxMessageBytes-replyHeadroom)
+			}
+			return &partitionpb.AppendRequest{Ref: encodeRef(t, p), Batches: batches, ExpectedOffset: expectedOffset, TimeoutNanos: int64(timeout)}, nil
+		},
+		decode: replyDecoder(decodeAppendReply),
 	})
 }
 
 // Fetch reads committed batches of partition p of t and waits for them.
+// f.MaxWait counts from the call: a fetch sent again after its partition
+// moved does not wait again from the start.
 func (b *Broker) Fetch(ctx context.Context, t meta.Topic, p int32, f Fetch) (FetchResult, error) {
-	return Call(ctx, "fetch", func(reply func(FetchResult)) {
-		f.Reply = reply
-		b.Send(t, p, &f)
+	return reach(ctx, b, t, p, routed[FetchResult]{
+		what: "fetch",
+		local: func(_ int, elapsed time.Duration, reply func(FetchResult)) {
+			g := f
+			asked := time.Now()
+			g.MaxWait = max(0, f.MaxWait-elapsed)
+			g.Reply = func(r FetchResult) { reply(b.handedOver(t, p, g.MaxWait, asked, r)) }
+			b.Send(t, p, &g)
+		},
+		remote: func(_ int, elapsed, timeout time.Duration, cfg RemoteConfig) (proto.Message, error) {
+			return &partitionpb.FetchRequest{Ref: encodeRef(t, p), Offset: f.Offset, MaxBytes: int32(min(f.MaxBytes, cfg.MaxMessageBytes/2)),
+				MaxWaitNanos: int64(max(0, f.MaxWait-elapsed)), TimeoutNanos: int64(timeout)}, nil
+		},
+		decode: replyDecoder(decodeFetchReply),
 	})
 }
 
 // ListOffsets looks an offset of partition p of t up by timestamp.
 func (b *Broker) ListOffsets(ctx context.Context, t meta.Topic, p int32, ts int64) (OffsetResult, error) {
-	return Call(ctx, "list offsets", func(reply func(OffsetResult)) {
-		b.Send(t, p, &ListOffsets{Timestamp: ts, Reply: reply})
+	return reach(ctx, b, t, p, routed[OffsetResult]{
+		what: "list offsets",
+		local: func(_ int, _ time.Duration, reply func(OffsetResult)) {
+			b.Send(t, p, &ListOffsets{Timestamp: ts, Reply: reply})
+		},
+		remote: func(_ int, _, timeout time.Duration, _ RemoteConfig) (proto.Message, error) {
+			return &partitionpb.ListOffsetsRequest{Ref: encodeRef(t, p), Timestamp: ts, TimeoutNanos: int64(timeout)}, nil
+		},
+		decode: replyDecoder(decodeOffsetReply),
 	})
 }
 
 // Trim advances the log start of partition p of t.
 func (b *Broker) Trim(ctx context.Context, t meta.Topic, p int32, offset int64) (TrimResult, error) {
-	return Call(ctx, "trim", func(reply func(TrimResult)) {
-		b.Send(t, p, &Trim{Offset: offset, Reply: reply})
+	return reach(ctx, b, t, p, routed[TrimResult]{
+		what: "trim",
+		local: func(_ int, _ time.Duration, reply func(TrimResult)) {
+			b.Send(t, p, &Trim{Offset: offset, Reply: reply})
+		},
+		remote: func(_ int, _, timeout time.Duration, _ RemoteConfig) (proto.Message, error) {
+			return &partitionpb.TrimRequest{Ref: encodeRef(t, p), Offset: offset, TimeoutNanos: int64(timeout)}, nil
+		},
+		decode: replyDecoder(decodeTrimReply),
 	})
 }
 
 // Describe returns the live state of partition p of t.
 func (b *Broker) Describe(ctx context.Context, t meta.Topic, p int32) (PartitionState, error) {
-	return Call(ctx, "describe", func(reply func(PartitionState)) {
-		b.Send(t, p, &Describe{Reply: reply})
+	return reach(ctx, b, t, p, routed[PartitionState]{
+		what: "describe",
+		local: func(_ int, _ time.Duration, reply func(PartitionState)) {
+			b.Send(t, p, &Describe{Reply: reply})
+		},
+		remote: func(_ int, _, timeout time.Duration, _ RemoteConfig) (proto.Message, error) {
+			return &partitionpb.DescribeRequest{Ref: encodeRef(t, p), TimeoutNanos: int64(timeout)}, nil
+		},
+		decode: replyDecoder(decodeDescribeReply),
 	})
 }

@@ -260,8 +260,16 @@ type ClusterConfig struct {
 	// heartbeat does not cost the node its leases.
 	HeartbeatInterval Duration `toml:"heartbeat_interval"`
 	// RemoteListenAddr is the host:port other nodes reach this node on to
-	// forward WAL requests to partition owners.
+	// send requests for the partitions it owns (WAL requests through other
+	// nodes reach their logs this way).
 	RemoteListenAddr string `toml:"remote_listen_addr"`
+	// RemoteMaxInflight bounds the requests from other nodes this node
+	// holds at once (mostly parked long polls); beyond it, and beyond
+	// RemoteMaxInflightBytes of appends, they are refused as retriable
+	// backpressure without being acted on.
+	RemoteMaxInflight int64 `toml:"remote_max_inflight"`
+	// RemoteMaxInflightBytes bounds the append bytes of those requests.
+	RemoteMaxInflightBytes int64 `toml:"remote_max_inflight_bytes"`
 	// PollInterval is how often the ownership loop reads nodes, leases and
 	// topics: it bounds how stale routes are and how soon a released lease
 	// is taken up.
@@ -366,11 +374,13 @@ func Default() Config {
 			MaxPendingBytes:        64 * mib,
 		},
 		Cluster: ClusterConfig{
-			LeaseTTL:          Duration(10 * time.Second),
-			HeartbeatInterval: Duration(2 * time.Second),
-			RemoteListenAddr:  "127.0.0.1:8090",
-			PollInterval:      Duration(250 * time.Millisecond),
-			MaxMovesPerPoll:   32,
+			LeaseTTL:               Duration(10 * time.Second),
+			HeartbeatInterval:      Duration(2 * time.Second),
+			RemoteListenAddr:       "127.0.0.1:8090",
+			RemoteMaxInflight:      10000,
+			RemoteMaxInflightBytes: 256 * mib,
+			PollInterval:           Duration(250 * time.Millisecond),
+			MaxMovesPerPoll:        32,
 		},
 		Telemetry: TelemetryConfig{
 			Log:     LogConfig{Level: "info", Format: LogFormatText},

@@ -77,6 +77,8 @@
 //	cluster.lease_ttl                          MORAX_CLUSTER_LEASE_TTL
 //	cluster.heartbeat_interval                 MORAX_CLUSTER_HEARTBEAT_INTERVAL
 //	cluster.remote_listen_addr                 MORAX_CLUSTER_REMOTE_LISTEN_ADDR
+//	cluster.remote_max_inflight                MORAX_CLUSTER_REMOTE_MAX_INFLIGHT
+//	cluster.remote_max_inflight_bytes          MORAX_CLUSTER_REMOTE_MAX_INFLIGHT_BYTES
 //	cluster.poll_interval                      MORAX_CLUSTER_POLL_INTERVAL
 //	cluster.max_moves_per_poll                 MORAX_CLUSTER_MAX_MOVES_PER_POLL
 //	telemetry.log.level                        MORAX_TELEMETRY_LOG_LEVEL
@@ -120,7 +122,8 @@
 //	cluster.lease_ttl            actors.Options.LeaseTTL; also how recent a heartbeat
 //	                             must be for a node to count as live
 //	cluster.heartbeat_interval   actors.Membership
-//	cluster.remote_listen_addr   wal.StartRemote (clustered nodes only)
+//	cluster.remote_listen_addr,
+//	remote_max_inflight(_bytes)  actors.RemoteConfig (clustered nodes only)
 //	cluster.poll_interval,
 //	max_moves_per_poll           actors.ClusterOptions (the ownership loop)
 //	telemetry.*                  the logger, /metrics on the WAL listener, pprof

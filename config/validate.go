@@ -297,6 +297,8 @@ func (c Config) checkCluster(ck *checker) {
 		ck.add(p+"lease_ttl", "%s must be more than twice cluster.heartbeat_interval (%s), or one late heartbeat loses the node's leases", cl.LeaseTTL, cl.HeartbeatInterval)
 	}
 	ck.listenAddr(p+"remote_listen_addr", cl.RemoteListenAddr)
+	ck.positive(p+"remote_max_inflight", cl.RemoteMaxInflight)
+	ck.positive(p+"remote_max_inflight_bytes", cl.RemoteMaxInflightBytes)
 	ck.positiveDuration(p+"poll_interval", cl.PollInterval)
 	ck.positive(p+"max_moves_per_poll", cl.MaxMovesPerPoll)
 	if a := c.Telemetry.PprofListenAddr; a != "" {

@@ -23,7 +23,7 @@
 // reverse order deregisters the node first, so other nodes stop choosing
 // it and take each lease as soon as the broker's drain releases it; closes
 // the servers before the group coordinator and the broker they call; stops
-// remote after the broker, so forwarded requests get their answers; and
+// remote after the broker, so other nodes' requests get their answers; and
 // closes the stores and the lock last.
 package node
 
@@ -67,7 +67,7 @@ type Node struct {
 	store     meta.Store
 	objects   objstore.Store
 	broker    *actors.Broker
-	remote    *wal.Remote
+	remote    *actors.Remote
 	groups    *actors.Groups
 	kafka     *kafka.Server
 	wal       *wal.Server
@@ -201,17 +201,18 @@ func (n *Node) startBroker(ctx context.Context) error {
 		err := b.Close(ctx)
 		if n.remote != nil {
 			// After the broker: until its drain ends, remote carries the
-			// answers of requests other nodes forwarded here.
+			// answers to requests other nodes sent its partitions.
 			n.remote.Close()
 		}
 		return err
 	})
-	// An embedded node (SQLite metadata) is alone by construction and has
-	// nothing to forward.
+	// Nodes send each other requests for the partitions they own (a WAL
+	// request reaches its log's owner this way). An embedded node (SQLite
+	// metadata) is alone by construction and has nobody to talk to.
 	if !n.cfg.Embedded() {
 		// Before anything listens or the cluster starts: the actor system
 		// takes its address from it.
-		rem, err := wal.StartRemote(b.ActorSystem(), n.cfg.Cluster.RemoteListenAddr, int(n.cfg.Server.WALBroker.MaxBodyBytes))
+		rem, err := actors.StartRemote(b, remoteConfig(n.cfg))
 		if err != nil {
 			return err
 		}
@@ -253,7 +254,6 @@ func (n *Node) bindServers(context.Context) error {
 
 	wcfg := walConfig(n.cfg)
 	wcfg.Broker, wcfg.Logger = n.broker, n.log.With("component", "wal")
-	wcfg.ServeForwarded = n.remote != nil
 	if n.cfg.Telemetry.Metrics.Enabled {
 		wcfg.Metrics = promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{})
 	}
@@ -406,7 +406,7 @@ func (n *Node) KafkaAddr() net.Addr { return n.kafka.Addr() }
 // the port chosen).
 func (n *Node) WALAddr() net.Addr { return n.wal.Addr() }
 
-// RemoteAddr is the address other nodes forward WAL requests to, or ""
+// RemoteAddr is the address other nodes send partition requests to, or ""
 // for an embedded node, which runs no remote.
 func (n *Node) RemoteAddr() string {
 	if n.remote == nil {

@@ -114,6 +114,19 @@ func walConfig(cfg config.Config) wal.Config {
 	}
 }
 
+// remoteConfig maps cluster.remote_* onto the node's remote. Its message
+// limit follows from the largest append the WAL API takes (its body limit)
+// and the largest batch (partition.max_message_bytes).
+func remoteConfig(cfg config.Config) actors.RemoteConfig {
+	cl := cfg.Cluster
+	return actors.RemoteConfig{
+		ListenAddr:       cl.RemoteListenAddr,
+		MaxMessageBytes:  actors.RemoteMessageLimit(int(cfg.Server.WALBroker.MaxBodyBytes), int(cfg.Partition.MaxMessageBytes)),
+		MaxInflight:      int(cl.RemoteMaxInflight),
+		MaxInflightBytes: cl.RemoteMaxInflightBytes,
+	}
+}
+
 // s3Config maps the storage section onto the S3 object store.
 func s3Config(cfg config.Config) objstore.S3Config {
 	s := cfg.Storage

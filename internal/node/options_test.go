@@ -42,6 +42,7 @@ func custom() config.Config {
 	cl := &c.Cluster
 	cl.LeaseTTL, cl.HeartbeatInterval = config.Duration(15*time.Second), config.Duration(3*time.Second)
 	cl.PollInterval, cl.MaxMovesPerPoll = config.Duration(400*time.Millisecond), 5
+	cl.RemoteListenAddr, cl.RemoteMaxInflight, cl.RemoteMaxInflightBytes = "127.0.0.1:18090", 77, 9<<20
 	return c
 }
 
@@ -51,6 +52,7 @@ func TestMappings(t *testing.T) {
 		t.Fatalf("test config does not validate: %v", err)
 	}
 	b, g, cl, k, w, s3 := brokerOptions(c), groupOptions(c), clusterOptions(c), kafkaConfig(c), walConfig(c), s3Config(c)
+	r := remoteConfig(c)
 	for _, tc := range []struct {
 		key       string
 		got, want any
@@ -86,6 +88,10 @@ func TestMappings(t *testing.T) {
 		{"cluster.poll_interval", cl.Poll, 400 * time.Millisecond},
 		{"cluster.max_moves_per_poll", cl.MaxMovesPerPoll, 5},
 		{"cluster slots", cl.Slots, actors.DefaultGroupSlots},
+		{"cluster.remote_listen_addr", r.ListenAddr, "127.0.0.1:18090"},
+		{"cluster.remote_max_inflight", r.MaxInflight, 77},
+		{"cluster.remote_max_inflight_bytes", r.MaxInflightBytes, int64(9 << 20)},
+		{"remote message limit", r.MaxMessageBytes, actors.RemoteMessageLimit(3<<20, 2<<20)},
 
 		{"server.kafka_broker.listen_addr", k.ListenAddr, "0.0.0.0:19092"},
 		{"server.kafka_broker.advertised_addr", k.AdvertisedAddr, "broker-7:19092"},

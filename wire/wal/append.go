@@ -35,11 +35,6 @@ func (s *Server) handleAppend(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, "append", err)
 		return
 	}
-	// Checked after decoding, so bad input gets the same answer on every
-	// node without a round trip to the owner.
-	if s.forward(ctx, "append", t, req.Partition, 0) {
-		return
-	}
 	res, err := s.appendEntries(rctx, t, req)
 	if err != nil {
 		s.fail(ctx, "append", err)

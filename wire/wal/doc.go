@@ -78,8 +78,9 @@
 //	Unimplemented     501  understood but not supported by this node
 //	Unavailable       503  storage or metadata unavailable, partition
 //	                       moving, node shutting down; retry
-//	Unavailable       504  an append passed on to the node that owns the
-//	                       log got no answer in time: it may or may not have
+//	Unavailable       504  an append's outcome is unknown (its partition
+//	                       stopped mid-commit, or the node that owns the log
+//	                       did not answer in time): it may or may not have
 //	                       been applied; read the log's end before retrying
 //
 // Responses of 200 bytes or more are compressed when the request's
@@ -88,12 +89,11 @@
 // # Clusters
 //
 // Any node serves any log. Append, read, trim and describe requests for a
-// log whose partition another node owns are checked here, then passed to
-// the owner over protoactor remote (StartRemote, Config.ServeForwarded)
-// and answered with the owner's answer, long polls included; while the
-// partition changes hands they are sent again to its new owner until the
-// request's time is up. A tail on a node that does not own the log polls
-// the owner with reads and sends the same events, and follows the log
-// when it moves. Create, list and delete are metadata operations every
-// node does itself. See forward.go.
+// log whose partition another node owns are checked here, then run through
+// the same Broker calls as local ones, which send the typed request to the
+// owner's partition over protoactor remote (actors.StartRemote) and, while
+// the partition changes hands, to its new owner until the request's time
+// is up; long polls and tails (a long-poll fetch per poll) follow the log
+// the same way. Create, list and delete are metadata operations every node
+// does itself.
 package wal

@@ -3,7 +3,6 @@ package wal
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"strconv"
 
@@ -38,28 +37,7 @@ var (
 	errUnimplemented = errors.New("not implemented")
 	// errClosing: the server is shutting down.
 	errClosing = errors.New("WAL server shutting down")
-	// errOwnerUnreachable: the node that owns the partition could not be
-	// reached, or did not answer a request that is safe to send again.
-	errOwnerUnreachable = errors.New("the node that serves the log did not answer")
-	// errOutcomeUnknown: an append was forwarded to the owner and its answer
-	// was lost, so it may or may not have been applied.
-	errOutcomeUnknown = errors.New("the outcome of the forwarded append is unknown")
 )
-
-// remoteError is an error response from the node a request was forwarded
-// to, kept as that node sent it: the client sees the owner's answer.
-type remoteError struct {
-	status      int
-	contentType string
-	body        []byte
-}
-
-func (e *remoteError) Error() string {
-	return fmt.Sprintf("the node that serves the log answered HTTP %d: %.200s", e.status, e.body)
-}
-
-// apiError decodes the response (see decodeErrorBody).
-func (e *remoteError) apiError() apiError { return decodeErrorBody(e.status, e.body) }
 
 // apiError is one error response.
 type apiError struct {
@@ -88,10 +66,7 @@ func newAPIError(status int, code, message string) apiError {
 // errors.Is, never messages.
 func classify(err error) apiError {
 	var ce *actors.ConflictError
-	var re *remoteError
 	switch {
-	case errors.As(err, &re):
-		return re.apiError()
 	case errors.As(err, &ce):
 		e := newAPIError(fasthttp.StatusConflict, CodeConflict, err.Error())
 		e.endOffset = ce.End
@@ -127,12 +102,12 @@ func classify(err error) apiError {
 		e := newAPIError(fasthttp.StatusServiceUnavailable, CodeUnavailable, "the log is moving between nodes; retry shortly")
 		e.internal = true
 		return e
-	case errors.Is(err, errOutcomeUnknown), errors.Is(err, actors.ErrOutcomeUnknown):
+	case errors.Is(err, actors.ErrOutcomeUnknown):
 		e := newAPIError(fasthttp.StatusGatewayTimeout, CodeUnavailable,
 			"the append was passed to the node that serves the log but its answer was lost: it may or may not have been applied; read the log's end before retrying")
 		e.internal = true
 		return e
-	case errors.Is(err, errOwnerUnreachable):
+	case errors.Is(err, actors.ErrUnreachable):
 		e := newAPIError(fasthttp.StatusServiceUnavailable, CodeUnavailable, "the node that serves the log did not answer; retry shortly")
 		e.internal = true
 		return e
@@ -195,22 +170,16 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, op string, err error) {
 	e := classify(err)
 	switch {
 	case moved(op, err):
-		// Routine while a partition changes hands, and retried (retryMoved).
+		// Routine while a partition changes hands; the broker retried it
+		// until the request's time was up.
 		s.log.Debug("WAL request refused: partition moving", "op", op, "status", e.status, "err", err)
 	case e.internal && e.status >= 500:
 		s.log.Warn("WAL request failed", "op", op, "status", e.status, "err", err)
 	case e.internal:
 		s.log.Debug("WAL request refused", "op", op, "status", e.status, "err", err)
 	}
-	if moved(op, err) {
-		ctx.SetUserValue(movedKey{}, true)
-	}
 	writeError(ctx, e)
 }
-
-// movedKey marks, as a RequestCtx user value, a request refused because its
-// partition is served elsewhere now (see moved).
-type movedKey struct{}
 
 // moved reports whether err refuses a request of op without acting on it
 // because the partition is not (or no longer) served where it was sent: it
@@ -219,22 +188,12 @@ type movedKey struct{}
 // which may have been applied.
 func moved(op string, err error) bool {
 	switch {
-	case errors.Is(err, actors.ErrNotOwner), errors.Is(err, actors.ErrShuttingDown), errors.Is(err, errOwnerUnreachable):
+	case errors.Is(err, actors.ErrNotOwner), errors.Is(err, actors.ErrShuttingDown), errors.Is(err, actors.ErrUnreachable):
 		return true
 	case errors.Is(err, errClosing):
 		return op != "append"
 	}
 	return false
-}
-
-// takeMoved reports whether the response in ctx is a moved refusal, and
-// clears the mark for the next attempt.
-func takeMoved(ctx *fasthttp.RequestCtx) bool {
-	m, _ := ctx.UserValue(movedKey{}).(bool)
-	if m {
-		ctx.RemoveUserValue(movedKey{})
-	}
-	return m
 }
 
 // errorHandler answers requests fasthttp rejects before a handler runs:

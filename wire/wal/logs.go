@@ -99,11 +99,6 @@ func (s *Server) handleDescribe(ctx *fasthttp.RequestCtx, name string) {
 		s.fail(ctx, "describe", err)
 		return
 	}
-	// Describing starts the partition's actor, and with it takes its
-	// lease: only the owner may do that.
-	if s.forward(ctx, "describe", t, p, 0) {
-		return
-	}
 	st, err := s.b.Describe(rctx, t, p)
 	if err != nil {
 		s.fail(ctx, "describe", err)
@@ -157,9 +152,6 @@ func (s *Server) handleTrim(ctx *fasthttp.RequestCtx) {
 	t, err := s.topic(rctx, req.Name)
 	if err != nil {
 		s.fail(ctx, "trim", err)
-		return
-	}
-	if s.forward(ctx, "trim", t, req.Partition, 0) {
 		return
 	}
 	res, err := s.b.Trim(rctx, t, req.Partition, req.Offset)

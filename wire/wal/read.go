@@ -45,7 +45,6 @@ func (s *Server) handleRead(ctx *fasthttp.RequestCtx) {
 	if req.WaitMs < int64(wait/time.Millisecond) {
 		wait = time.Duration(req.WaitMs) * time.Millisecond
 	}
-	ctx.SetUserValue(waitKey{}, wait)
 	rctx, cancel := s.requestContext(ctx, wait)
 	defer cancel()
 	t, err := s.topic(rctx, req.Name)
@@ -53,11 +52,7 @@ func (s *Server) handleRead(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, "read", err)
 		return
 	}
-	if s.forward(ctx, "read", t, req.Partition, wait) {
-		return
-	}
-	// The wait counts from the request's arrival: a read retried after its
-	// partition moved does not wait again from the start.
+	// The wait counts from the request's arrival.
 	wait = max(0, min(wait, time.Until(requestStart(ctx).Add(wait))))
 	maxBytes := req.MaxBytes
 	if maxBytes == 0 {

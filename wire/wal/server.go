@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
@@ -69,13 +68,6 @@ type Config struct {
 	// TailHeartbeat is how often an idle tail stream sends a keep-alive
 	// comment, which is also how a tail notices that its client went away.
 	TailHeartbeat time.Duration
-	// ServeForwarded registers the ForwardActorName actor on the broker's
-	// actor system while the server listens, so other nodes can forward to
-	// this one the requests for logs it owns (see forward.go). Set it on
-	// the node's one WAL server when the node runs in a cluster with
-	// protoactor remote started (StartRemote); a second server on the same
-	// broker with it set fails to Listen.
-	ServeForwarded bool
 }
 
 func (c Config) withDefaults() Config {
@@ -120,14 +112,9 @@ type Server struct {
 	serving   bool
 	closed    bool
 	serveDone chan struct{} // closed when Serve returns
-	// streams counts tail stream writers, and forwarded the requests
-	// forwarded here by other nodes still being served. Add is called only
-	// under mu while !closed, so Close's Wait never races an Add from zero.
-	streams   sync.WaitGroup
-	forwarded sync.WaitGroup
-	// forwardPID is the ForwardActorName actor while it runs (Listen to
-	// Close) with Config.ServeForwarded.
-	forwardPID *actor.PID
+	// streams counts tail stream writers. Add is called only under mu
+	// while !closed, so Close's Wait never races an Add from zero.
+	streams sync.WaitGroup
 }
 
 // NewServer builds a server; Listen and Serve (or Start) run it.
@@ -177,16 +164,6 @@ func (s *Server) Listen() error {
 	ln, err := net.Listen("tcp", s.cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("wal: listen on %s: %w", s.cfg.ListenAddr, err)
-	}
-	if s.cfg.ServeForwarded {
-		// Forwarded requests are taken from the moment the node can take
-		// its own clients' requests, and no earlier.
-		pid, err := s.spawnForwardActor()
-		if err != nil {
-			_ = ln.Close()
-			return err
-		}
-		s.forwardPID = pid
 	}
 	s.ln = ln
 	return nil
@@ -265,18 +242,11 @@ func (s *Server) Close(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
-	ln, serving, fwd := s.ln, s.serving, s.forwardPID
+	ln, serving := s.ln, s.serving
 	s.mu.Unlock()
 
 	s.cancel()
 	var errs []error
-	if fwd != nil {
-		// Requests forwarded from now on reach no actor and come back to
-		// their sender as dead letters, which it retries elsewhere.
-		if err := s.b.ActorSystem().Root.StopFuture(fwd).Wait(); err != nil {
-			errs = append(errs, fmt.Errorf("wal: stop the forwarding actor: %w", err))
-		}
-	}
 	if serving {
 		if err := s.srv.ShutdownWithContext(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("wal: shut down HTTP server: %w", err))
@@ -289,11 +259,11 @@ func (s *Server) Close(ctx context.Context) error {
 		}
 	}
 	streams := make(chan struct{})
-	go func() { s.streams.Wait(); s.forwarded.Wait(); close(streams) }()
+	go func() { s.streams.Wait(); close(streams) }()
 	select {
 	case <-streams:
 	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("wal: wait for tail streams and forwarded requests: %w", ctx.Err()))
+		errs = append(errs, fmt.Errorf("wal: wait for tail streams: %w", ctx.Err()))
 	}
 	if serving {
 		select {
@@ -312,24 +282,15 @@ func (s *Server) requestContext(ctx *fasthttp.RequestCtx, wait time.Duration) (c
 }
 
 // deadline is when the request's work must end: the request timeout plus
-// the wait it asked for, counted from when the request arrived (so retries
-// after a partition moved do not extend it), and never later than the
-// deadline of the node that forwarded it here.
+// the wait it asked for, counted from when the request arrived. The broker
+// retries a request refused while its partition changes hands until then.
 func (s *Server) deadline(ctx *fasthttp.RequestCtx, wait time.Duration) time.Time {
-	d := requestStart(ctx).Add(s.cfg.RequestTimeout + wait)
-	if fi, ok := forwarded(ctx); ok && fi.deadline.Before(d) {
-		d = fi.deadline
-	}
-	return d
+	return requestStart(ctx).Add(s.cfg.RequestTimeout + wait)
 }
 
-// requestStart is when the client's request arrived: at the node that
-// forwarded it here, if it was; else here, or now for a RequestCtx that
-// does not know (one built by hand, as some tests do).
+// requestStart is when the client's request arrived, or now for a
+// RequestCtx that does not know (one built by hand, as some tests do).
 func requestStart(ctx *fasthttp.RequestCtx) time.Time {
-	if fi, ok := forwarded(ctx); ok {
-		return fi.start
-	}
 	if t := ctx.Time(); !t.IsZero() {
 		return t
 	}
@@ -391,15 +352,15 @@ func (s *Server) routeJSON(ctx *fasthttp.RequestCtx) {
 		}
 	case "/v1/append":
 		if allow(ctx, fasthttp.MethodPost) {
-			s.retryMoved(ctx, s.handleAppend)
+			s.handleAppend(ctx)
 		}
 	case "/v1/read":
 		if allow(ctx, fasthttp.MethodPost) {
-			s.retryMoved(ctx, s.handleRead)
+			s.handleRead(ctx)
 		}
 	case "/v1/trim":
 		if allow(ctx, fasthttp.MethodPost) {
-			s.retryMoved(ctx, s.handleTrim)
+			s.handleTrim(ctx)
 		}
 	case "/v1/logs", "/v1/logs/":
 		if allow(ctx, fasthttp.MethodGet) {
@@ -416,7 +377,7 @@ func (s *Server) routeJSON(ctx *fasthttp.RequestCtx) {
 				if ctx.IsDelete() {
 					s.handleDelete(ctx, name)
 				} else {
-					s.retryMoved(ctx, func(ctx *fasthttp.RequestCtx) { s.handleDescribe(ctx, name) })
+					s.handleDescribe(ctx, name)
 				}
 			}
 			return
@@ -461,4 +422,17 @@ type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	l.log.Debug("fasthttp: " + fmt.Sprintf(format, args...))
+}
+
+// pause waits d, or less if the server closes; it reports whether the
+// server is still open.
+func (s *Server) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.baseCtx.Done():
+		return false
+	}
 }

@@ -3,10 +3,7 @@ package wal
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -15,12 +12,18 @@ import (
 	"github.com/morax-dev/morax/actors"
 	"github.com/morax-dev/morax/persistence/meta"
 	"github.com/morax-dev/morax/persistence/segment"
-	"github.com/morax-dev/morax/wire/wal/walpb"
 )
 
 // tailFetchBytes bounds one fetch of a tail stream, and so the bytes a
 // stream holds at once.
 const tailFetchBytes = 1 << 20
+
+// tailBackoffMin and tailBackoffMax bound the pause before a tail polls
+// again a partition it found moving.
+const (
+	tailBackoffMin = 25 * time.Millisecond
+	tailBackoffMax = 500 * time.Millisecond
+)
 
 // tailFlushBytes is how many encoded events a stream buffers before it
 // flushes mid-fetch.
@@ -58,11 +61,6 @@ func (s *Server) handleTail(ctx *fasthttp.RequestCtx, name string) {
 	// partition or an offset out of range is an ordinary error response.
 	first, err := ts.start(rctx, q.Offset)
 	if err != nil {
-		var re *remoteError
-		if errors.As(err, &re) {
-			writeRelayed(ctx, re.status, re.contentType, re.body) // the owner's answer, as it gave it
-			return
-		}
 		s.fail(ctx, "tail", s.withBounds(rctx, t, q.Partition, err))
 		return
 	}
@@ -89,12 +87,12 @@ func (s *Server) handleTail(ctx *fasthttp.RequestCtx, name string) {
 // tailStream is one tail's state, owned by its stream writer goroutine
 // once the stream starts.
 //
-// A tail follows its partition around the cluster: each poll asks who owns
-// the partition now, fetches from the local partition actor when that is
-// this node, and otherwise forwards a long-poll read to the owner and turns
-// the entries it returns into the same events. A poll refused because the
-// partition moved is retried, with keep-alives still going out, until
-// Config.RequestTimeout passes without success.
+// A tail follows its partition around the cluster: each poll is a
+// long-poll Broker.Fetch, which reaches the partition on this node or on
+// the one that owns it and follows it while it moves, for up to a
+// heartbeat per poll. A poll that still finds it moving is retried, with
+// keep-alives going out meanwhile, until Config.RequestTimeout passes
+// without success.
 type tailStream struct {
 	s          *Server
 	t          meta.Topic
@@ -105,122 +103,43 @@ type tailStream struct {
 	buf        []byte
 }
 
-// tailChunk is what one poll found: record batches from the local
-// partition actor, or entries read from the owner, or neither when idle.
+// tailChunk is what one poll found: record batches, none when idle.
 type tailChunk struct {
 	batches []byte
-	entries []remoteEntry
 }
 
-func (c tailChunk) empty() bool { return len(c.batches) == 0 && len(c.entries) == 0 }
+func (c tailChunk) empty() bool { return len(c.batches) == 0 }
 
 // start finds where the stream begins (offset, or the log's end when
 // offset is negative) and makes the first poll, without waiting. In a
-// cluster, a moved refusal is retried until ctx ends.
+// cluster, the broker follows a moving partition until ctx ends.
 func (ts *tailStream) start(ctx context.Context, offset int64) (tailChunk, error) {
-	backoff := retryBackoffMin
-	for {
-		c, err := ts.first(ctx, offset)
-		if err == nil || !ts.follow(err) {
-			return c, err
-		}
-		if d, ok := ctx.Deadline(); ok && time.Now().Add(backoff).After(d) {
-			return c, err
-		}
-		if !ts.s.pause(backoff) {
-			return c, errClosing
-		}
-		backoff = min(2*backoff, retryBackoffMax)
-	}
-}
-
-// first makes start's one attempt.
-func (ts *tailStream) first(ctx context.Context, offset int64) (tailChunk, error) {
-	owner, self := ts.s.b.PartitionOwner(ts.t.ID, ts.p)
 	if offset < 0 {
-		var err error
-		if offset, err = ts.logEnd(ctx, owner, self); err != nil {
+		st, err := ts.s.b.Describe(ctx, ts.t, ts.p)
+		if err != nil {
 			return tailChunk{}, err
 		}
+		offset = st.HighWatermark
 	}
 	ts.next = offset
-	return ts.poll(ctx, owner, self, 0)
+	return ts.poll(ctx, 0)
 }
 
-// follow reports whether a poll that failed with err should be retried in
-// the hope that the partition's new owner answers: only in a cluster, since
-// a single node has nowhere else to look.
+// follow reports whether a poll that failed with err should be retried:
+// it ran out of time (a poll's time is short), or, in a cluster, the
+// partition is moving and its new owner may answer the next one.
 func (ts *tailStream) follow(err error) bool {
-	return ts.s.b.ClusterView() != nil && moved("tail", err) && !errors.Is(err, errClosing) && ts.s.baseCtx.Err() == nil
+	if ts.s.baseCtx.Err() != nil || errors.Is(err, errClosing) {
+		return false
+	}
+	return errors.Is(err, context.DeadlineExceeded) || (ts.s.b.ClusterView() != nil && moved("tail", err))
 }
 
-// logEnd is the partition's end offset (high watermark), asked of its
-// owner.
-func (ts *tailStream) logEnd(ctx context.Context, owner meta.Node, self bool) (int64, error) {
-	if self {
-		st, err := ts.s.b.Describe(ctx, ts.t, ts.p)
-		return st.HighWatermark, err
-	}
-	uri := logsPrefix + url.PathEscape(ts.t.Name) + "?partition=" + strconv.FormatInt(int64(ts.p), 10)
-	res, err := ts.forward(ctx, owner, fasthttp.MethodGet, uri, nil, 0)
-	if err != nil {
-		return 0, err
-	}
-	end, err := decodeEndOffset(res.GetBody())
-	if err != nil {
-		return 0, fmt.Errorf("describe %s/%d on node %s: %w", ts.t.Name, ts.p, owner.ID, err)
-	}
-	return end, nil
-}
-
-// poll fetches what follows ts.next, waiting up to wait for it: from the
-// local partition actor when this node owns the partition, else by a read
-// forwarded to the owner.
-func (ts *tailStream) poll(ctx context.Context, owner meta.Node, self bool, wait time.Duration) (tailChunk, error) {
-	if self {
-		fr, err := ts.s.b.Fetch(ctx, ts.t, ts.p, actors.Fetch{Offset: ts.next, MaxBytes: ts.fetchBytes, MaxWait: wait})
-		return tailChunk{batches: fr.Batches}, err
-	}
-	body, err := json.Marshal(struct {
-		Name      string `json:"name"`
-		Offset    int64  `json:"offset"`
-		MaxBytes  int    `json:"max_bytes"`
-		WaitMs    int64  `json:"wait_ms"`
-		Partition int32  `json:"partition"`
-	}{ts.t.Name, ts.next, ts.fetchBytes, wait.Milliseconds(), ts.p})
-	if err != nil {
-		return tailChunk{}, fmt.Errorf("encode read: %w", err)
-	}
-	res, err := ts.forward(ctx, owner, fasthttp.MethodPost, "/v1/read", body, wait)
-	if err != nil {
-		return tailChunk{}, err
-	}
-	rr, err := decodeReadResponse(res.GetBody())
-	if err != nil {
-		return tailChunk{}, fmt.Errorf("read %s/%d on node %s: %w", ts.t.Name, ts.p, owner.ID, err)
-	}
-	return tailChunk{entries: rr.Entries}, nil
-}
-
-// forward sends one request for the tail's partition to owner and returns
-// its successful answer; an error answer becomes a *remoteError.
-func (ts *tailStream) forward(ctx context.Context, owner meta.Node, method, uri string, body []byte, wait time.Duration) (*walpb.ForwardResponse, error) {
-	deadline := time.Now().Add(ts.s.cfg.RequestTimeout + wait)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	env := &walpb.ForwardRequest{Method: method, RequestUri: uri, Body: body, TimeoutNanos: int64(max(time.Until(deadline), 0)), Hops: 1, OriginNode: ts.s.b.NodeID()}
-	if body != nil {
-		env.ContentType = contentTypeJSON
-	}
-	res, err := ts.s.send(owner, ts.t, ts.p, env, deadline, false)
-	if err != nil {
-		return nil, err
-	}
-	if res.GetStatus() != fasthttp.StatusOK {
-		return nil, &remoteError{status: int(res.GetStatus()), contentType: res.GetContentType(), body: res.GetBody()}
-	}
-	return res, nil
+// poll fetches what follows ts.next from the partition wherever it lives,
+// waiting up to wait for it.
+func (ts *tailStream) poll(ctx context.Context, wait time.Duration) (tailChunk, error) {
+	fr, err := ts.s.b.Fetch(ctx, ts.t, ts.p, actors.Fetch{Offset: ts.next, MaxBytes: ts.fetchBytes, MaxWait: wait})
+	return tailChunk{batches: fr.Batches}, err
 }
 
 // run writes events until the client goes away (a write fails), the
@@ -230,7 +149,7 @@ func (ts *tailStream) run(w *bufio.Writer, c tailChunk) {
 	heartbeat := ts.s.cfg.TailHeartbeat
 	lastWrite := time.Now()
 	var failingSince time.Time
-	backoff := retryBackoffMin
+	backoff := tailBackoffMin
 	for {
 		if !c.empty() {
 			if !ts.write(w, c) {
@@ -243,12 +162,16 @@ func (ts *tailStream) run(w *bufio.Writer, c tailChunk) {
 			return
 		}
 		asked := time.Now()
-		owner, self := ts.s.b.PartitionOwner(ts.t.ID, ts.p)
+		_, self := ts.s.b.PartitionOwner(ts.t.ID, ts.p)
+		// A poll may spend a heartbeat beyond its wait following a moving
+		// partition; then this loop sends a keep-alive and polls again.
+		pctx, cancel := context.WithTimeout(ctx, 2*heartbeat)
 		var err error
-		c, err = ts.poll(ctx, owner, self, heartbeat)
+		c, err = ts.poll(pctx, heartbeat)
+		cancel()
 		switch {
 		case err == nil:
-			failingSince, backoff = time.Time{}, retryBackoffMin
+			failingSince, backoff = time.Time{}, tailBackoffMin
 			if !c.empty() {
 				continue
 			}
@@ -273,7 +196,7 @@ func (ts *tailStream) run(w *bufio.Writer, c tailChunk) {
 				ts.end(w)
 				return
 			}
-			backoff = min(2*backoff, retryBackoffMax)
+			backoff = min(2*backoff, tailBackoffMax)
 			continue
 		default:
 			ts.fail(w, err)
@@ -306,39 +229,7 @@ func (ts *tailStream) keepAlive(w *bufio.Writer) bool {
 // write writes the entries of c; it reports whether the client is still
 // there and the stream goes on.
 func (ts *tailStream) write(w *bufio.Writer, c tailChunk) bool {
-	if len(c.batches) > 0 {
-		return ts.writeEntries(w, c.batches)
-	}
-	return ts.writeRemote(w, c.entries)
-}
-
-// writeRemote writes entries read from the owner as the events
-// writeEntries would have made of them, flushing as it goes. Entries before
-// ts.next (there should be none) are skipped, so an owner's answer can
-// never make the stream go back.
-func (ts *tailStream) writeRemote(w *bufio.Writer, entries []remoteEntry) bool {
-	ts.buf = ts.buf[:0]
-	for _, e := range entries {
-		if e.Index < ts.next {
-			continue
-		}
-		ts.buf = append(ts.buf, "id: "...)
-		ts.buf = strconv.AppendInt(ts.buf, e.Index, 10)
-		ts.buf = append(ts.buf, "\ndata: "...)
-		ts.buf = append(ts.buf, e.JSON...)
-		ts.buf = append(ts.buf, "\n\n"...)
-		ts.next = e.Index + 1
-		if len(ts.buf) >= tailFlushBytes {
-			if _, err := w.Write(ts.buf); err != nil || w.Flush() != nil {
-				return false
-			}
-			ts.buf = ts.buf[:0]
-		}
-	}
-	if _, err := w.Write(ts.buf); err != nil || w.Flush() != nil {
-		return false
-	}
-	return true
+	return ts.writeEntries(w, c.batches)
 }
 
 // writeEntries writes the entries of batches from ts.next on, flushing as
@@ -388,10 +279,7 @@ func (ts *tailStream) end(w *bufio.Writer) {
 func (ts *tailStream) fail(w *bufio.Writer, err error) {
 	ctx, cancel := context.WithTimeout(ts.s.baseCtx, ts.s.cfg.RequestTimeout)
 	defer cancel()
-	if re := (*remoteError)(nil); !errors.As(err, &re) {
-		err = ts.s.withBounds(ctx, ts.t, ts.p, err) // the owner's error has them already
-	}
-	e := classify(err)
+	e := classify(ts.s.withBounds(ctx, ts.t, ts.p, err))
 	e.inStream = true
 	if e.internal && e.status >= 500 {
 		ts.s.log.Warn("WAL tail stream failed", "log", ts.t.Name, "err", err)

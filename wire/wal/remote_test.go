@@ -20,8 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-
 	"github.com/morax-dev/morax/actors"
 	"github.com/morax-dev/morax/internal/itest"
 	"github.com/morax-dev/morax/persistence/meta"
@@ -29,10 +27,9 @@ import (
 	"github.com/morax-dev/morax/persistence/objstore"
 	"github.com/morax-dev/morax/wire/wal"
 	"github.com/morax-dev/morax/wire/wal/client"
-	"github.com/morax-dev/morax/wire/wal/walpb"
 )
 
-// The forwarding tests run each node in a process of its own: this test
+// The cluster tests of this file run each node in a process of its own: this test
 // binary, started again in node mode (TestMain). protoactor's remote sets
 // gRPC's process-wide logger whenever one starts, so two remotes in one
 // process are a data race the race detector rightly reports; separate
@@ -44,9 +41,9 @@ import (
 
 // Environment of a node process.
 const (
-	envNode   = "MORAX_WALFWD_NODE"   // node id; its presence selects node mode
-	envPG     = "MORAX_WALFWD_PG"     // metadata database URL
-	envBucket = "MORAX_WALFWD_BUCKET" // bucket
+	envNode   = "MORAX_WALREMOTE_NODE"   // node id; its presence selects node mode
+	envPG     = "MORAX_WALREMOTE_PG"     // metadata database URL
+	envBucket = "MORAX_WALREMOTE_BUCKET" // bucket
 )
 
 // Timing of the test nodes: short, so ownership moves within a second or
@@ -102,12 +99,12 @@ func serveNode(id string, log *slog.Logger) error {
 		return err
 	}
 	// Remote first: the actor system takes its address from it.
-	rem, err := wal.StartRemote(b.ActorSystem(), "127.0.0.1:0", 0)
+	rem, err := actors.StartRemote(b, actors.RemoteConfig{ListenAddr: "127.0.0.1:0"})
 	if err != nil {
 		return err
 	}
 	srv, err := wal.NewServer(wal.Config{
-		Broker: b, ListenAddr: "127.0.0.1:0", ServeForwarded: true, Logger: log.With("component", "wal"),
+		Broker: b, ListenAddr: "127.0.0.1:0", Logger: log.With("component", "wal"),
 		TailHeartbeat: 200 * time.Millisecond, RequestTimeout: 10 * time.Second, MaxWait: 20 * time.Second,
 	})
 	if err != nil {
@@ -410,19 +407,20 @@ func checkEntries(t *testing.T, what string, got []client.Entry, want []string) 
 	}
 }
 
-// TestForwardFollowsOwner runs three nodes and uses a log through a node
+// TestRemoteFollowsOwner runs three nodes and uses a log through a node
 // that does not own it: appends, reads, conditional appends, out-of-range
-// reads, describe, a long poll and a tail are all served by the owner (the
-// entry node, asked itself, would refuse: it does not own the log). Then
-// the owner stops, and the long poll and the tail follow the log to its
-// next owner, another node; then that one stops too, and they follow the
-// log to the node they were sent to.
-func TestForwardFollowsOwner(t *testing.T) {
+// reads, describe, trim, a long poll and a tail all reach the owner's
+// partition as typed requests over remote (the entry node, asked itself,
+// would refuse: it does not own the log). Then the owner stops, and the
+// long poll and the tail follow the log to its next owner, another node;
+// then that one stops too, and they follow the log to the node they were
+// sent to.
+func TestRemoteFollowsOwner(t *testing.T) {
 	tc := newTestCluster(t)
 	nodes := []*nodeProc{tc.start(t, "node-a"), tc.start(t, "node-b"), tc.start(t, "node-c")}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	const name = "forwarded"
+	const name = "routed"
 	if err := nodes[0].c.Create(ctx, name, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -533,6 +531,19 @@ func TestForwardFollowsOwner(t *testing.T) {
 	want = append(want, "e")
 	checkEntries(t, "tail", tail.waitFor(t, 5, 10*time.Second), want)
 
+	// A trim through the entry node moves the owner's log start; the tail,
+	// past it already, does not notice.
+	if start, err := entry.c.Trim(ctx, name, 1); err != nil || start != 1 {
+		t.Fatalf("trim through %s: %d %v", entry.id, start, err)
+	}
+	if info, err := entry.c.Describe(ctx, name); err != nil || info.StartOffset != 1 || info.EndOffset != 5 {
+		t.Fatalf("describe through %s after the trim: %+v %v", entry.id, info, err)
+	}
+	_, err = entry.c.Read(ctx, name, 0, nil)
+	if !errors.As(err, &ae) || ae.Code != client.CodeOffsetOutOfRange || ae.StartOffset != 1 || ae.EndOffset != 5 {
+		t.Fatalf("read below the log start through %s: %v", entry.id, err)
+	}
+
 	// The owner leaves. The long poll parked on it and the tail move on to
 	// the next owner, another remote node.
 	poll = longPoll(5)
@@ -562,11 +573,11 @@ func TestForwardFollowsOwner(t *testing.T) {
 	}
 	want = append(want, "g")
 	checkEntries(t, "tail after the log came home", tail.waitFor(t, 7, 15*time.Second), want)
-	res, err := entry.c.Read(ctx, name, 0, nil)
+	res, err := entry.c.Read(ctx, name, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkEntries(t, "final read", res.Entries, want)
+	checkEntries(t, "final read", append([]client.Entry{{Index: 0, Data: []byte(want[0])}}, res.Entries...), want)
 	tail.cancel()
 	<-tail.done
 	if !errors.Is(tail.err, context.Canceled) {
@@ -574,11 +585,11 @@ func TestForwardFollowsOwner(t *testing.T) {
 	}
 }
 
-// TestForwardBadInputAndLoopGuard checks, on two nodes, that bad requests
-// through the node that does not own a log get the answers they get on the
-// owner, and that a forwarded request is served where it lands: never
-// forwarded again, and refused if it claims more hops than one.
-func TestForwardBadInputAndLoopGuard(t *testing.T) {
+// TestRemoteBadInput checks, on two nodes, that bad requests through the
+// node that does not own a log get the answers they get on the owner.
+// (That an owner refuses requests for partitions it does not own, and
+// never sends them on, is tested in package actors.)
+func TestRemoteBadInput(t *testing.T) {
 	tc := newTestCluster(t)
 	nodes := []*nodeProc{tc.start(t, "node-a"), tc.start(t, "node-b")}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -625,54 +636,6 @@ func TestForwardBadInputAndLoopGuard(t *testing.T) {
 		}
 	}
 
-	// This process joins as a client of the nodes' remotes, to send
-	// forwarded requests by hand.
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
-	rem, err := wal.StartRemote(system, "127.0.0.1:0", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rem.Close()
-	remoteOf := map[string]string{}
-	for _, n := range owner.status(t).Nodes {
-		remoteOf[n.ID] = n.RemoteAddr
-	}
-	ask := func(to *nodeProc, req *walpb.ForwardRequest) *walpb.ForwardResponse {
-		t.Helper()
-		req.TimeoutNanos = int64(5 * time.Second)
-		got, err := system.Root.RequestFuture(actor.NewPID(remoteOf[to.id], wal.ForwardActorName), req, 10*time.Second).Result()
-		if err != nil {
-			t.Fatalf("forward to %s: %v", to.id, err)
-		}
-		res, ok := got.(*walpb.ForwardResponse)
-		if !ok {
-			t.Fatalf("forward to %s: answer %T", to.id, got)
-		}
-		return res
-	}
-	// A forwarded request reaching a node that does not own the log is
-	// served there, and so refused as moved, rather than sent on to the
-	// owner (which would answer 200).
-	describe := &walpb.ForwardRequest{Method: "GET", RequestUri: "/v1/logs/" + name, Hops: 1, OriginNode: "test"}
-	if res := ask(other, describe); res.Status != 503 || !res.Moved {
-		t.Fatalf("describe forwarded to the non-owner: %d moved=%v %s, want 503 moved", res.Status, res.Moved, res.Body)
-	}
-	if res := ask(owner, describe); res.Status != 200 || res.Moved || !strings.Contains(string(res.Body), `"end_offset":2`) {
-		t.Fatalf("describe forwarded to the owner: %d moved=%v %s", res.Status, res.Moved, res.Body)
-	}
-	appendReq := &walpb.ForwardRequest{Method: "POST", RequestUri: "/v1/append", ContentType: "application/json",
-		Body: []byte(`{"name":"guarded","entries":[{"data":"eg=="}]}`), Hops: 1}
-	if res := ask(other, appendReq); res.Status != 503 || !res.Moved {
-		t.Fatalf("append forwarded to the non-owner: %d moved=%v %s, want 503 moved", res.Status, res.Moved, res.Body)
-	}
-	looped := &walpb.ForwardRequest{Method: "GET", RequestUri: "/v1/logs/" + name, Hops: 2}
-	if res := ask(owner, looped); res.Status != 508 || res.Moved {
-		t.Fatalf("request with 2 hops: %d moved=%v %s, want 508", res.Status, res.Moved, res.Body)
-	}
-	tailReq := &walpb.ForwardRequest{Method: "GET", RequestUri: "/v1/logs/" + name + "/tail?offset=0", Hops: 1}
-	if res := ask(owner, tailReq); res.Status != 400 {
-		t.Fatalf("forwarded tail: %d %s, want 400", res.Status, res.Body)
-	}
 	// Nothing above reached the log but the two entries appended first.
 	res, err := other.c.Read(ctx, name, 0, nil)
 	if err != nil || res.EndOffset != 2 {
@@ -680,14 +643,14 @@ func TestForwardBadInputAndLoopGuard(t *testing.T) {
 	}
 }
 
-// TestForwardAppendToPausedOwner pauses the owner of a log (SIGSTOP: its
+// TestRemoteAppendToPausedOwner pauses the owner of a log (SIGSTOP: its
 // connections stay open, nothing answers) and appends through the other
 // node. The append reached the owner and may yet be applied, so it must
 // not be retried elsewhere: the client gets 504 saying the outcome is
 // unknown, once the other node has seen the log move. Reads then go on
 // against the new owner, and the log stays dense whatever became of the
 // append.
-func TestForwardAppendToPausedOwner(t *testing.T) {
+func TestRemoteAppendToPausedOwner(t *testing.T) {
 	tc := newTestCluster(t)
 	nodes := []*nodeProc{tc.start(t, "node-a"), tc.start(t, "node-b")}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
