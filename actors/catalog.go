@@ -214,3 +214,11 @@ func (c *catalog) uncacheTopic(name string) {
 	delete(c.byName, name)
 	c.mu.Unlock()
 }
+
+// cachedTopicByID returns the topic with id if it is cached.
+func (c *catalog) cachedTopicByID(id meta.TopicID) (meta.Topic, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	t, ok := c.byID[id]
+	return t, ok
+}

@@ -233,14 +233,6 @@ func sameProcess(a, b meta.Node) bool {
 	return a.ID == b.ID && a.StartedAt.Equal(b.StartedAt) && a.RemoteAddr == b.RemoteAddr
 }
 
-// cachedTopicByID returns the topic with id if the broker has it cached.
-func (b *Broker) cachedTopicByID(id meta.TopicID) (meta.Topic, bool) {
-	b.topicsMu.RLock()
-	defer b.topicsMu.RUnlock()
-	t, ok := b.topicsByID[id]
-	return t, ok
-}
-
 // replyDecoder makes a routed.decode for reply type M.
 func replyDecoder[M proto.Message, R Outcome](decode func(M, string) R) func(any, string) (R, bool) {
 	return func(msg any, node string) (R, bool) {
