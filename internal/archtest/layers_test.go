@@ -33,13 +33,14 @@ var rules = []rule{
 
 type pkg struct {
 	ImportPath string
+	Imports    []string
 	Deps       []string
 	Standard   bool
 }
 
 func listPackages(t *testing.T) []pkg {
 	t.Helper()
-	cmd := exec.Command("go", "list", "-json=ImportPath,Deps,Standard", module+"/...")
+	cmd := exec.Command("go", "list", "-json=ImportPath,Imports,Deps,Standard", module+"/...")
 	cmd.Dir = "../.."
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -73,6 +74,36 @@ func TestImportsPointDown(t *testing.T) {
 				for _, f := range r.forbid {
 					if d == f || strings.HasPrefix(d, f+"/") {
 						t.Errorf("%s imports %s: %s must not depend on %s", p.ImportPath, d, r.from, f)
+					}
+				}
+			}
+		}
+	}
+}
+
+// directRules forbid direct imports only: the protocol layers reach the
+// broker's state through actors, whose API names the stored records (as
+// aliases), so they depend on persistence/meta through actors but never
+// call a store themselves. Test-support packages (kafkatest, waltest)
+// start nodes on real stores and are exempt.
+var directRules = []rule{
+	{"wire", []string{module + "/persistence/meta", module + "/persistence/objstore"}},
+}
+
+func TestWireTalksOnlyToActors(t *testing.T) {
+	for _, p := range listPackages(t) {
+		rel := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")
+		if strings.HasSuffix(rel, "test") {
+			continue
+		}
+		for _, r := range directRules {
+			if rel != r.from && !strings.HasPrefix(rel, r.from+"/") {
+				continue
+			}
+			for _, d := range p.Imports {
+				for _, f := range r.forbid {
+					if d == f || strings.HasPrefix(d, f+"/") {
+						t.Errorf("%s imports %s: %s talks to the broker through actors only", p.ImportPath, d, r.from)
 					}
 				}
 			}

@@ -3,6 +3,7 @@ package meta
 import (
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -50,4 +51,30 @@ func LeaseOwner(node, incarnation string) string { return node + "@" + incarnati
 func LeaseNode(owner string) string {
 	node, _, _ := strings.Cut(owner, "@")
 	return node
+}
+
+// ParsePartitionResource is the partition a lease resource name names
+// (PartitionResource), or false for any other resource.
+func ParsePartitionResource(resource string) (PartitionKey, bool) {
+	rest, ok := strings.CutPrefix(resource, "p/")
+	if !ok {
+		return PartitionKey{}, false
+	}
+	idText, partText, ok := strings.Cut(rest, "/")
+	if !ok || len(idText) != 36 {
+		return PartitionKey{}, false
+	}
+	var id TopicID
+	hexText := strings.ReplaceAll(idText, "-", "")
+	if len(hexText) != 32 {
+		return PartitionKey{}, false
+	}
+	if _, err := hex.Decode(id[:], []byte(hexText)); err != nil {
+		return PartitionKey{}, false
+	}
+	p, err := strconv.ParseInt(partText, 10, 32)
+	if err != nil || p < 0 {
+		return PartitionKey{}, false
+	}
+	return PartitionKey{TopicID: id, Partition: int32(p)}, true
 }

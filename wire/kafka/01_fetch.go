@@ -8,7 +8,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/morax-dev/morax/actors"
-	"github.com/morax-dev/morax/persistence/meta"
 	"github.com/morax-dev/morax/persistence/segment"
 )
 
@@ -53,7 +52,7 @@ const maxFetchResponseBytes = 55 << 20
 
 // fetchItem is one partition of a fetch request.
 type fetchItem struct {
-	topic     meta.Topic
+	topic     actors.Topic
 	partition int32
 	offset    int64
 	partMax   int

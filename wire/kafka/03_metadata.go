@@ -3,14 +3,11 @@ package kafka
 import (
 	"context"
 	"errors"
-	"math"
-	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/morax-dev/morax/actors"
-	"github.com/morax-dev/morax/persistence/meta"
 )
 
 // Metadata: v0-13
@@ -66,10 +63,6 @@ const (
 		1<<aclOpDescribeConfigs | 1<<aclOpAlterConfigs | 1<<aclOpIdempotentWrite
 )
 
-// leaseScanThreshold is the number of topics above which Metadata reads all
-// partition leases in one query instead of one query per topic.
-const leaseScanThreshold = 8
-
 func handleMetadata(s *Server, rc *requestContext, kreq kmsg.Request, respond func(kmsg.Response)) {
 	req := kreq.(*kmsg.MetadataRequest)
 	goRespond(rc, respond, func(ctx context.Context) kmsg.Response {
@@ -97,7 +90,7 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 
 	// Resolve the topics first, so leases are read once for all of them.
 	type entry struct {
-		topic meta.Topic
+		topic actors.Topic
 		code  int16
 		name  *string
 		id    [16]byte
@@ -117,7 +110,7 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 	} else {
 		for _, rt := range req.Topics {
 			if rt.Topic == nil {
-				t, err := s.broker.TopicByID(ctx, meta.TopicID(rt.TopicID))
+				t, err := s.broker.TopicByID(ctx, actors.TopicID(rt.TopicID))
 				e := entry{topic: t, id: rt.TopicID, code: errorCode(err)}
 				if err != nil {
 					s.logUnexpected(err, "metadata by topic id")
@@ -136,9 +129,9 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 		}
 	}
 
-	var epochs map[string]int32
+	var epochs map[actors.PartitionKey]int32
 	if view == nil {
-		var topics []meta.Topic
+		var topics []actors.Topic
 		for _, e := range entries {
 			if e.code == 0 {
 				topics = append(topics, e.topic)
@@ -175,7 +168,7 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 				}
 				mp.Leader = s.brokerID()
 				mp.LeaderEpoch = -1
-				if ep, ok := epochs[meta.PartitionResource(e.topic.ID, p)]; ok {
+				if ep, ok := epochs[actors.PartitionKey{TopicID: e.topic.ID, Partition: p}]; ok {
 					mp.LeaderEpoch = ep
 				}
 				mp.Replicas = []int32{s.brokerID()}
@@ -189,12 +182,12 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 }
 
 // metadataTopic resolves one named topic, creating it when allowed.
-func (s *Server) metadataTopic(ctx context.Context, name string, autoCreate bool) (meta.Topic, int16) {
+func (s *Server) metadataTopic(ctx context.Context, name string, autoCreate bool) (actors.Topic, int16) {
 	if !validTopicName(name) {
 		if autoCreate {
-			return meta.Topic{}, kerr.InvalidTopicException.Code
+			return actors.Topic{}, kerr.InvalidTopicException.Code
 		}
-		return meta.Topic{}, kerr.UnknownTopicOrPartition.Code
+		return actors.Topic{}, kerr.UnknownTopicOrPartition.Code
 	}
 	// Read through the cache: another node may have grown the topic.
 	t, err := s.broker.RefreshTopic(ctx, name)
@@ -203,48 +196,28 @@ func (s *Server) metadataTopic(ctx context.Context, name string, autoCreate bool
 	}
 	if !errors.Is(err, actors.ErrUnknownTopic) || !autoCreate {
 		s.logUnexpected(err, "metadata", "topic", name)
-		return meta.Topic{}, errorCode(err)
+		return actors.Topic{}, errorCode(err)
 	}
-	t, err = s.broker.CreateTopic(ctx, meta.Topic{Name: name, Kind: meta.KindKafka, Partitions: s.cfg.DefaultPartitions})
+	t, err = s.broker.CreateTopic(ctx, actors.Topic{Name: name, Kind: actors.KindKafka, Partitions: s.cfg.DefaultPartitions})
 	if errors.Is(err, actors.ErrTopicExists) {
 		// Another client created it first.
 		t, err = s.broker.RefreshTopic(ctx, name)
 	}
 	if err != nil {
 		s.log.Warn("kafka metadata: auto-create topic failed", "topic", name, "err", err)
-		return meta.Topic{}, errorCode(err)
+		return actors.Topic{}, errorCode(err)
 	}
 	s.log.Info("auto-created topic", "topic", name, "partitions", t.Partitions)
 	return t, 0
 }
 
-// leaderEpochs returns the lease epoch of every partition of topics that has
-// a lease, keyed by lease resource. A failure only costs the epochs: clients
-// treat -1 as "unknown" and skip fencing checks.
-func (s *Server) leaderEpochs(ctx context.Context, topics []meta.Topic) map[string]int32 {
-	epochs := map[string]int32{}
-	if len(topics) == 0 {
-		return epochs
-	}
-	// The prefix every partition lease shares: a topic's prefix minus its id.
-	prefixes := []string{strings.TrimSuffix(meta.TopicResourcePrefix(meta.TopicID{}), meta.TopicID{}.String()+"/")}
-	if len(topics) <= leaseScanThreshold {
-		prefixes = prefixes[:0]
-		for _, t := range topics {
-			prefixes = append(prefixes, meta.TopicResourcePrefix(t.ID))
-		}
-	}
-	for _, prefix := range prefixes {
-		leases, err := s.broker.Meta().Leases(ctx, prefix)
-		if err != nil {
-			if ctx.Err() == nil { // a client that hung up is not worth a warning
-				s.log.Warn("kafka metadata: read partition leases failed", "err", err)
-			}
-			return epochs
-		}
-		for _, l := range leases {
-			epochs[l.Resource] = int32(min(l.Epoch, math.MaxInt32))
-		}
+// leaderEpochs returns the lease epoch of every partition of topics that
+// has a lease. A failure only costs the epochs: clients treat -1 as
+// "unknown" and skip fencing checks.
+func (s *Server) leaderEpochs(ctx context.Context, topics []actors.Topic) map[actors.PartitionKey]int32 {
+	epochs, err := s.broker.LeaderEpochs(ctx, topics)
+	if err != nil && ctx.Err() == nil { // a client that hung up is not worth a warning
+		s.log.Warn("kafka metadata: read partition leases failed", "err", err)
 	}
 	return epochs
 }

@@ -7,7 +7,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/morax-dev/morax/actors"
-	"github.com/morax-dev/morax/persistence/meta"
 )
 
 // OffsetCommit: v0-10
@@ -72,7 +71,7 @@ func (s *Server) offsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest
 				if req.Version < 6 {
 					epoch = -1
 				}
-				cr.Offsets = append(cr.Offsets, meta.OffsetCommit{
+				cr.Offsets = append(cr.Offsets, actors.OffsetCommit{
 					Topic: tr.topic.Name, Partition: p.Partition, Offset: p.Offset, LeaderEpoch: epoch, Metadata: deref(p.Metadata),
 				})
 				idx = append(idx, slot{i, j})

@@ -7,7 +7,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/morax-dev/morax/actors"
-	"github.com/morax-dev/morax/persistence/meta"
 )
 
 // OffsetFetch: v0-10
@@ -131,11 +130,11 @@ func (s *Server) offsetFetchGroup(ctx context.Context, version int16, rg kmsg.Of
 		topic     string
 		partition int32
 	}
-	commits := make(map[key]meta.OffsetCommit, len(res.Offsets))
+	commits := make(map[key]actors.OffsetCommit, len(res.Offsets))
 	for _, o := range res.Offsets {
 		commits[key{o.Topic, o.Partition}] = o
 	}
-	fill := func(p *kmsg.OffsetFetchResponseGroupTopicPartition, o meta.OffsetCommit, ok bool) {
+	fill := func(p *kmsg.OffsetFetchResponseGroupTopicPartition, o actors.OffsetCommit, ok bool) {
 		p.Offset, p.LeaderEpoch, p.Metadata = -1, -1, strPtr("")
 		if ok {
 			p.Offset, p.LeaderEpoch, p.Metadata = o.Offset, o.LeaderEpoch, strPtr(o.Metadata)

@@ -3,8 +3,6 @@ package kafka
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/morax-dev/morax/persistence/meta"
 )
 
 // FindCoordinator: v0-6
@@ -81,7 +79,7 @@ func (s *Server) slotCoordinator(slot int) (brokerInfo, bool) {
 	if v == nil {
 		return brokerInfo{}, false
 	}
-	n, _, ok := v.Holder(meta.SlotResource(slot))
+	n, _, ok := v.SlotHolder(slot)
 	if !ok || n.ID == v.Self {
 		// Our own lease not yet (or no longer) in OwnsSlot: not usable.
 		return brokerInfo{}, false

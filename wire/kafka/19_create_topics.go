@@ -9,7 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/morax-dev/morax/actors"
-	"github.com/morax-dev/morax/persistence/meta"
 )
 
 // CreateTopics: v0-7
@@ -104,11 +103,11 @@ func (s *Server) createTopic(ctx context.Context, req *kmsg.CreateTopicsRequest,
 		}
 		config[c.Name] = *c.Value
 	}
-	if err := s.broker.ValidateTopicConfig(meta.KindKafka, config); err != nil {
+	if err := s.broker.ValidateTopicConfig(actors.KindKafka, config); err != nil {
 		fail(configErrorCode(err), err.Error())
 		return
 	}
-	t := meta.Topic{Name: rt.Topic, Kind: meta.KindKafka, Partitions: partitions, Config: config}
+	t := actors.Topic{Name: rt.Topic, Kind: actors.KindKafka, Partitions: partitions, Config: config}
 	if req.ValidateOnly {
 		_, err := s.broker.RefreshTopic(ctx, rt.Topic)
 		switch {

@@ -6,7 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/morax-dev/morax/persistence/meta"
+	"github.com/morax-dev/morax/actors"
 )
 
 // DeleteTopics: v0-6
@@ -61,7 +61,7 @@ func (s *Server) deleteTopic(ctx context.Context, rt kmsg.DeleteTopicsRequestTop
 	case rt.Topic != nil && hasID:
 		return kerr.InvalidRequest.Code, strPtr("Topic name and topic id cannot both be set.")
 	case hasID:
-		t, err := s.broker.TopicByID(ctx, meta.TopicID(rt.TopicID))
+		t, err := s.broker.TopicByID(ctx, actors.TopicID(rt.TopicID))
 		if err != nil {
 			code := errorCode(err)
 			if code == kerr.UnknownTopicOrPartition.Code {

@@ -35,7 +35,7 @@ func handleInitProducerID(s *Server, rc *requestContext, kreq kmsg.Request, resp
 		return
 	}
 	goRespond(rc, respond, func(ctx context.Context) kmsg.Response {
-		id, err := s.broker.Meta().NextProducerID(ctx)
+		id, err := s.broker.NextProducerID(ctx)
 		if err != nil {
 			s.log.Warn("kafka: allocate producer id failed", "err", err)
 			// Retriable: the producer asks again.

@@ -9,7 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/morax-dev/morax/actors"
-	"github.com/morax-dev/morax/persistence/meta"
 )
 
 // DescribeConfigs: v0-4
@@ -103,7 +102,7 @@ func (s *Server) describeTopicConfigs(ctx context.Context, req *kmsg.DescribeCon
 
 // topicConfigs lists a topic's effective configs in name order, limited to
 // names when it is non-nil.
-func (s *Server) topicConfigs(t meta.Topic, names []string, synonyms, docs bool) []kmsg.DescribeConfigsResponseResourceConfig {
+func (s *Server) topicConfigs(t actors.Topic, names []string, synonyms, docs bool) []kmsg.DescribeConfigsResponseResourceConfig {
 	defaults := s.broker.ConfigDefaults(t.Kind)
 	keys := make([]string, 0, len(defaults))
 	for k := range defaults {
@@ -146,7 +145,7 @@ func (s *Server) topicConfigs(t meta.Topic, names []string, synonyms, docs bool)
 // read-only: they come from the node's config file, not from clients.
 func (s *Server) brokerConfigs() []kmsg.DescribeConfigsResponseResourceConfig {
 	opts := s.broker.Options()
-	defaults := s.broker.ConfigDefaults(meta.KindKafka)
+	defaults := s.broker.ConfigDefaults(actors.KindKafka)
 	entries := []struct {
 		name, value string
 		typ         kmsg.ConfigType

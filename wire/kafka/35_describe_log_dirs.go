@@ -8,7 +8,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/morax-dev/morax/actors"
-	"github.com/morax-dev/morax/persistence/meta"
 )
 
 // DescribeLogDirs: v0-4
@@ -40,7 +39,7 @@ func handleDescribeLogDirs(s *Server, rc *requestContext, kreq kmsg.Request, res
 		dir := kmsg.NewDescribeLogDirsResponseDir()
 		dir.Dir, dir.TotalBytes, dir.UsableBytes = logDirName, -1, -1
 		type want struct {
-			topic      meta.Topic
+			topic      actors.Topic
 			partitions []int32 // nil: all
 		}
 		var wants []want
@@ -79,15 +78,15 @@ func handleDescribeLogDirs(s *Server, rc *requestContext, kreq kmsg.Request, res
 				if p < 0 || p >= w.topic.Partitions {
 					continue
 				}
-				part, err := s.broker.Meta().Partition(ctx, w.topic.ID, p)
+				size, err := s.broker.PartitionBytes(ctx, w.topic.ID, p)
 				if err != nil {
-					if !errors.Is(err, meta.ErrNotFound) {
-						s.logUnexpected(errors.Join(actors.ErrStorage, err), "describe log dirs", "topic", w.topic.Name, "partition", p)
+					if !errors.Is(err, actors.ErrUnknownPartition) {
+						s.logUnexpected(err, "describe log dirs", "topic", w.topic.Name, "partition", p)
 					}
 					continue
 				}
 				dp := kmsg.NewDescribeLogDirsResponseDirTopicPartition()
-				dp.Partition, dp.Size = p, part.Bytes
+				dp.Partition, dp.Size = p, size
 				dt.Partitions = append(dt.Partitions, dp)
 			}
 			dir.Topics = append(dir.Topics, dt)

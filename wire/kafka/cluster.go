@@ -7,7 +7,6 @@ import (
 	"strconv"
 
 	"github.com/morax-dev/morax/actors"
-	"github.com/morax-dev/morax/persistence/meta"
 )
 
 // BrokerID is the Kafka broker id of a node: a 31-bit hash of its node id,
@@ -71,7 +70,7 @@ func (s *Server) brokers(v *actors.ClusterView) ([]brokerInfo, int32) {
 
 // nodeBroker is the broker entry of a node from its registered Kafka
 // address; false when the address cannot be used.
-func nodeBroker(n meta.Node) (brokerInfo, bool) {
+func nodeBroker(n actors.Node) (brokerInfo, bool) {
 	host, portStr, err := net.SplitHostPort(n.KafkaAddr)
 	if err != nil {
 		return brokerInfo{}, false
@@ -88,11 +87,11 @@ func nodeBroker(n meta.Node) (brokerInfo, bool) {
 // lease is vacant, expired or held by a node that is not live (clients get
 // LEADER_NOT_AVAILABLE and ask again). A lease this node's actors hold is
 // known before the view shows it.
-func (s *Server) partitionLeader(v *actors.ClusterView, id meta.TopicID, p int32) (leader int32, epoch int32, ok bool) {
+func (s *Server) partitionLeader(v *actors.ClusterView, id actors.TopicID, p int32) (leader int32, epoch int32, ok bool) {
 	if e, ok := s.broker.LocalLeader(id, p); ok {
 		return s.brokerID(), int32(min(e, 1<<31-1)), true
 	}
-	n, l, ok := v.Holder(meta.PartitionResource(id, p))
+	n, l, ok := v.PartitionHolder(id, p)
 	if !ok {
 		return -1, -1, false
 	}

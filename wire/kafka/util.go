@@ -10,7 +10,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/morax-dev/morax/actors"
-	"github.com/morax-dev/morax/persistence/meta"
 )
 
 // goRespond runs fn on its own goroutine and responds with its result. It
@@ -115,11 +114,11 @@ type topicLookup struct {
 	s      *Server
 	ctx    context.Context
 	byName map[string]topicResult
-	byID   map[meta.TopicID]topicResult
+	byID   map[actors.TopicID]topicResult
 }
 
 type topicResult struct {
-	topic meta.Topic
+	topic actors.Topic
 	// code is the Kafka error for the topic (0 when it exists); err is the
 	// cause, for error messages.
 	code int16
@@ -127,7 +126,7 @@ type topicResult struct {
 }
 
 func newTopicLookup(ctx context.Context, s *Server) *topicLookup {
-	return &topicLookup{s: s, ctx: ctx, byName: map[string]topicResult{}, byID: map[meta.TopicID]topicResult{}}
+	return &topicLookup{s: s, ctx: ctx, byName: map[string]topicResult{}, byID: map[actors.TopicID]topicResult{}}
 }
 
 // name resolves a topic by name. An illegal name cannot exist, so it is
@@ -153,7 +152,7 @@ func (l *topicLookup) name(name string) topicResult {
 // id resolves a topic by id (requests at versions that address topics by
 // id); an unknown id is UNKNOWN_TOPIC_ID.
 func (l *topicLookup) id(id [16]byte) topicResult {
-	tid := meta.TopicID(id)
+	tid := actors.TopicID(id)
 	if r, ok := l.byID[tid]; ok {
 		return r
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/morax-dev/morax/actors"
-	"github.com/morax-dev/morax/persistence/meta"
 	"github.com/morax-dev/morax/persistence/segment"
 )
 
@@ -49,7 +48,7 @@ func (s *Server) handleAppend(ctx *fasthttp.RequestCtx) {
 }
 
 // appendEntries builds the batches and appends them to t.
-func (s *Server) appendEntries(ctx context.Context, t meta.Topic, req appendRequest) (actors.AppendResult, error) {
+func (s *Server) appendEntries(ctx context.Context, t actors.Topic, req appendRequest) (actors.AppendResult, error) {
 	batches, err := buildBatches(req.Entries, s.b.Options().Now().UnixMilli(), s.maxBatch(t))
 	if err != nil {
 		return actors.AppendResult{}, fmt.Errorf("log %q: %w", t.Name, err)
@@ -59,7 +58,7 @@ func (s *Server) appendEntries(ctx context.Context, t meta.Topic, req appendRequ
 
 // maxBatch is the largest record batch the log accepts (its
 // max.message.bytes), and so the largest a fetch can return first.
-func (s *Server) maxBatch(t meta.Topic) int {
+func (s *Server) maxBatch(t actors.Topic) int {
 	if st, err := s.b.TopicSettings(t); err == nil && st.MaxMessageBytes > 0 {
 		return st.MaxMessageBytes
 	}

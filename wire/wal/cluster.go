@@ -8,7 +8,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/morax-dev/morax/persistence/meta"
+	"github.com/morax-dev/morax/actors"
 )
 
 // clusterNode and clusterLease are the JSON shapes of GET /v1/cluster.
@@ -56,9 +56,9 @@ func (s *Server) handleCluster(ctx *fasthttp.RequestCtx) {
 	for _, n := range st.Nodes {
 		out.Nodes = append(out.Nodes, clusterNode(n))
 	}
-	names := map[meta.TopicID]string{}
+	names := map[actors.TopicID]string{}
 	for _, l := range st.Leases {
-		cl := clusterLease{Resource: l.Resource, Node: meta.LeaseNode(l.Owner), Owner: l.Owner, Epoch: l.Epoch, ExpiresAt: l.ExpiresAt}
+		cl := clusterLease{Resource: l.Resource, Node: actors.LeaseNode(l.Owner), Owner: l.Owner, Epoch: l.Epoch, ExpiresAt: l.ExpiresAt}
 		parts := strings.Split(l.Resource, "/")
 		switch {
 		case len(parts) == 3 && parts[0] == "p":
@@ -83,7 +83,7 @@ func (s *Server) handleCluster(ctx *fasthttp.RequestCtx) {
 
 // topicName resolves a topic id from a lease resource to its name ("" if
 // the topic is gone), caching answers for the request.
-func (s *Server) topicName(ctx context.Context, id string, cache map[meta.TopicID]string) string {
+func (s *Server) topicName(ctx context.Context, id string, cache map[actors.TopicID]string) string {
 	tid, ok := parseTopicID(id)
 	if !ok {
 		return ""
@@ -100,8 +100,8 @@ func (s *Server) topicName(ctx context.Context, id string, cache map[meta.TopicI
 }
 
 // parseTopicID parses a canonical UUID string.
-func parseTopicID(s string) (meta.TopicID, bool) {
-	var id meta.TopicID
+func parseTopicID(s string) (actors.TopicID, bool) {
+	var id actors.TopicID
 	hex := strings.ReplaceAll(s, "-", "")
 	if len(hex) != 32 {
 		return id, false

@@ -5,7 +5,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/morax-dev/morax/persistence/meta"
+	"github.com/morax-dev/morax/actors"
 )
 
 // handleCreate serves POST /v1/create: a WAL log is a single-partition
@@ -22,7 +22,7 @@ func (s *Server) handleCreate(ctx *fasthttp.RequestCtx) {
 	}
 	rctx, cancel := s.requestContext(ctx, 0)
 	defer cancel()
-	t, err := s.b.CreateTopic(rctx, meta.Topic{Name: req.Name, Kind: meta.KindWAL, Partitions: 1, Config: req.Config})
+	t, err := s.b.CreateTopic(rctx, actors.Topic{Name: req.Name, Kind: actors.KindWAL, Partitions: 1, Config: req.Config})
 	if err != nil {
 		s.fail(ctx, "create", err)
 		return

@@ -8,7 +8,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/morax-dev/morax/actors"
-	"github.com/morax-dev/morax/persistence/meta"
 )
 
 // maxListScans bounds the metadata pages one list request reads while
@@ -30,7 +29,7 @@ type logInfo struct {
 	CreatedAt   time.Time `json:"created_at"`
 }
 
-func newLogInfo(t meta.Topic) logInfo {
+func newLogInfo(t actors.Topic) logInfo {
 	return logInfo{Name: t.Name, Kind: string(t.Kind), Partitions: t.Partitions, CreatedAt: t.CreatedAt.UTC()}
 }
 
@@ -127,7 +126,7 @@ func (s *Server) handleDelete(ctx *fasthttp.RequestCtx, name string) {
 		s.fail(ctx, "delete", notFound(name, err))
 		return
 	}
-	if t.Kind != meta.KindWAL {
+	if t.Kind != actors.KindWAL {
 		s.fail(ctx, "delete", fmt.Errorf("%w: %q is a %s topic; delete it through the Kafka API", actors.ErrInvalidArgument, name, t.Kind))
 		return
 	}

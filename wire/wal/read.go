@@ -10,7 +10,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/morax-dev/morax/actors"
-	"github.com/morax-dev/morax/persistence/meta"
 	"github.com/morax-dev/morax/persistence/segment"
 )
 
@@ -30,7 +29,7 @@ const minFetchBytes = 64 << 10
 
 // fetchFloor is the least a fetch of t asks for: the log's largest batch,
 // which a fetch returns whole anyway, or minFetchBytes.
-func (s *Server) fetchFloor(t meta.Topic) int {
+func (s *Server) fetchFloor(t actors.Topic) int {
 	return max(minFetchBytes, s.maxBatch(t))
 }
 
@@ -78,7 +77,7 @@ func (s *Server) handleRead(ctx *fasthttp.RequestCtx) {
 // reader collects the entries of one read, encoded as JSON array elements.
 type reader struct {
 	s    *Server
-	t    meta.Topic
+	t    actors.Topic
 	p    int32
 	next int64 // offset of the next entry wanted
 	// maxEntries and maxBytes bound the answer, except that the first entry
@@ -192,7 +191,7 @@ func eachRecord(batches []byte, from int64, recs *[]segment.Record, fn func(*seg
 
 // withBounds adds the log's start and end to an OffsetOutOfRange error, so
 // the client can tell where to read instead.
-func (s *Server) withBounds(ctx context.Context, t meta.Topic, p int32, err error) error {
+func (s *Server) withBounds(ctx context.Context, t actors.Topic, p int32, err error) error {
 	if !errors.Is(err, actors.ErrOffsetOutOfRange) {
 		return err
 	}

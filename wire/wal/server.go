@@ -17,7 +17,6 @@ import (
 
 	"github.com/morax-dev/morax/actors"
 	"github.com/morax-dev/morax/config"
-	"github.com/morax-dev/morax/persistence/meta"
 )
 
 // DefaultReadBytes is a read's max_bytes when the request sets none. It is
@@ -403,7 +402,7 @@ func allow(ctx *fasthttp.RequestCtx, methods ...string) bool {
 
 // topic looks a log up by name, mapping a missing one to a NotFound that
 // speaks of logs rather than topics.
-func (s *Server) topic(ctx context.Context, name string) (meta.Topic, error) {
+func (s *Server) topic(ctx context.Context, name string) (actors.Topic, error) {
 	t, err := s.b.Topic(ctx, name)
 	return t, notFound(name, err)
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/morax-dev/morax/actors"
-	"github.com/morax-dev/morax/persistence/meta"
 	"github.com/morax-dev/morax/persistence/segment"
 )
 
@@ -95,7 +94,7 @@ func (s *Server) handleTail(ctx *fasthttp.RequestCtx, name string) {
 // without success.
 type tailStream struct {
 	s          *Server
-	t          meta.Topic
+	t          actors.Topic
 	p          int32
 	next       int64
 	fetchBytes int
