@@ -74,10 +74,10 @@ func (m *describeMsg) failGroup(err error) {
 func (m *deleteMsg) failGroup(err error) { m.reply(err) }
 
 // Internal messages of a group actor: from the manager, its I/O goroutine
-// and its timers.
+// and its timers, all through its mailbox.
 type (
 	// stopGroup unloads the group: parked and later requests get err, and
-	// the actor reports quiet once its I/O is drained.
+	// the actor retires once its I/O is drained.
 	stopGroup struct{ err error }
 	// groupIODone reports a finished I/O job.
 	groupIODone struct {
@@ -97,10 +97,8 @@ type (
 	joinDeadline struct{ seq uint64 }
 	// syncDeadline removes members that did not sync in rebalance seq.
 	syncDeadline struct{ seq uint64 }
-	// idleCheck asks whether the actor has been idle since it had seen
-	// routed requests. (protoactor's receive timeout races with the
-	// mailbox, so the actor keeps its own timer.)
-	idleCheck struct{ routed uint64 }
+	// idleCheck asks whether the actor has been idle for the idle timeout.
+	idleCheck struct{}
 )
 
 // groupIO is one metadata store operation of a group. A group runs them
@@ -166,11 +164,10 @@ func (m *groupMember) topics(protocol string) []string {
 type groupActor struct {
 	gs   *Groups
 	name string
-	self *actor.PID
+	// mb is the actor's own mailbox: the way its timers and I/O
+	// goroutine reach it, and what it closes to retire.
+	mb *mailbox
 
-	// routed counts requests received from the manager, for the handshake
-	// that lets the manager stop an idle actor without losing one.
-	routed uint64
 	// loaded is set once the stored state was read; blocked holds requests
 	// in stash while a load or a delete is in flight.
 	loaded  bool
@@ -214,12 +211,14 @@ type groupActor struct {
 	io     []*groupIO
 	ioBusy bool
 
-	// idleTimer is armed while the actor may become idle; see idleCheck.
-	idleTimer *time.Timer
+	// lastRequest is when the latest request arrived; idleTimer checks
+	// idleness once the idle timeout has passed since.
+	lastRequest time.Time
+	idleTimer   *time.Timer
 }
 
-func newGroupActor(gs *Groups, name string) *groupActor {
-	g := &groupActor{gs: gs, name: name}
+func newGroupActor(gs *Groups, name string, mb *mailbox) *groupActor {
+	g := &groupActor{gs: gs, name: name, mb: mb}
 	g.reset()
 	return g
 }
@@ -238,29 +237,42 @@ func (g *groupActor) reset() {
 
 // Receive implements actor.Actor.
 func (g *groupActor) Receive(ctx actor.Context) {
+	if !g.mb.receive(ctx) {
+		return
+	}
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		g.self = ctx.Self()
-		g.armIdle()
+		g.gs.b.metrics.groupLoads.Inc()
+		g.lastRequest = time.Now()
+		g.armIdle(g.gs.opts.IdleTimeout)
 		g.load()
 	case *actor.Stopping:
 		g.stopTimers()
 		if g.idleTimer != nil {
 			g.idleTimer.Stop()
 		}
+	case *actor.Stopped:
+		// Everything sent to the actor has been received, and handed back
+		// if it was a request: the manager may start the group again.
+		g.gs.manager.tell(&groupDrained{group: g.name, mb: g.mb})
 	case *idleCheck:
 		g.idleTimer = nil
-		if g.stopErr == nil && g.routed == m.routed && g.idle() {
-			g.quiet() // the manager stops it unless requests are on their way
+		if g.stopErr != nil {
 			return
 		}
-		g.armIdle()
-	case groupRequest:
-		g.routed++
-		g.armIdle()
-		g.request(m)
+		switch left := g.gs.opts.IdleTimeout - time.Since(g.lastRequest); {
+		case !g.idle():
+			g.armIdle(g.gs.opts.IdleTimeout)
+		case left > 0:
+			g.armIdle(left)
+		default:
+			g.retire(ctx)
+		}
+	case *routeGroup:
+		g.lastRequest = time.Now()
+		g.request(m.req)
 	case *stopGroup:
-		g.stop(m.err)
+		g.stop(ctx, m.err)
 	case *groupIODone:
 		g.ioBusy = false
 		if m.err != nil {
@@ -271,7 +283,7 @@ func (g *groupActor) Receive(ctx actor.Context) {
 		}
 		g.startIO()
 		if g.stopErr != nil && !g.ioBusy {
-			g.quiet()
+			g.retire(ctx)
 		}
 	case *memberExpiry:
 		mem := g.members[m.id]
@@ -320,7 +332,6 @@ func (g *groupActor) Receive(ctx actor.Context) {
 func (g *groupActor) request(r groupRequest) {
 	if g.stopErr != nil {
 		r.failGroup(g.stopErr)
-		g.quiet()
 		return
 	}
 	if g.blocked || !g.loaded {
@@ -436,8 +447,9 @@ func (g *groupActor) restore(s storedGroup) {
 	g.subscribed = g.subscribedTopics()
 }
 
-// stop unloads the group: every waiting client is answered with err.
-func (g *groupActor) stop(err error) {
+// stop unloads the group: every waiting client is answered with err, and
+// the actor retires once its queued metadata writes are done.
+func (g *groupActor) stop(ctx actor.Context, err error) {
 	if g.stopErr != nil {
 		return
 	}
@@ -462,7 +474,7 @@ func (g *groupActor) stop(err error) {
 	}
 	g.stopTimers()
 	if !g.ioBusy {
-		g.quiet()
+		g.retire(ctx)
 	}
 }
 
@@ -486,22 +498,27 @@ func (g *groupActor) stopTimers() {
 }
 
 // idle reports whether the actor holds nothing that is not in the
-// metadata store, so the manager may stop it.
+// metadata store, so it may stop.
 func (g *groupActor) idle() bool {
 	return len(g.members) == 0 && len(g.pending) == 0 && len(g.stash) == 0 &&
 		!g.ioBusy && len(g.io) == 0 && !g.blocked && g.state == GroupEmpty
 }
 
-// armIdle starts the idle timer unless it runs.
-func (g *groupActor) armIdle() {
-	if g.idleTimer == nil {
-		g.idleTimer = g.after(g.gs.opts.IdleTimeout, &idleCheck{routed: g.routed})
-	}
+// armIdle starts the idle timer.
+func (g *groupActor) armIdle(d time.Duration) {
+	g.idleTimer = g.after(d, &idleCheck{})
 }
 
-// quiet tells the manager that every request it routed here is handled.
-func (g *groupActor) quiet() {
-	g.gs.system.Root.Send(g.gs.manager, &groupQuiet{group: g.name, pid: g.self, routed: g.routed})
+// retire closes the actor's mailbox: requests still on their way are
+// handed back to the manager, which keeps those for the group until the
+// actor has stopped and then starts a new one for them. The manager
+// learns of it first, so it routes nothing more here.
+func (g *groupActor) retire(ctx actor.Context) {
+	if g.mb.closed.Load() {
+		return
+	}
+	g.gs.manager.tell(&groupRetired{group: g.name, mb: g.mb})
+	g.mb.close(ctx)
 }
 
 func (g *groupActor) enqueue(job *groupIO) {
@@ -516,19 +533,19 @@ func (g *groupActor) startIO() {
 	job := g.io[0]
 	g.io = g.io[1:]
 	g.ioBusy = true
-	root, self, timeout := g.gs.system.Root, g.self, g.gs.b.Options().IOTimeout
+	mb, timeout := g.mb, g.gs.b.Options().IOTimeout
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		err := job.run(ctx)
 		cancel()
-		root.Send(self, &groupIODone{job: job, err: err})
+		mb.tell(&groupIODone{job: job, err: err})
 	}()
 }
 
 // after sends msg to the actor once d has passed.
 func (g *groupActor) after(d time.Duration, msg any) *time.Timer {
-	root, self := g.gs.system.Root, g.self
-	return time.AfterFunc(d, func() { root.Send(self, msg) })
+	mb := g.mb
+	return time.AfterFunc(d, func() { mb.tell(msg) })
 }
 
 // touch restarts a member's session timeout.

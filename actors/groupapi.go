@@ -114,6 +114,10 @@ type GroupOptions struct {
 	// in the coordinator (join metadata, assignments, commits); past it new
 	// requests get ErrCoordinatorNotAvailable.
 	MaxPendingBytes int64
+	// MailboxRequests bounds the requests queued for one group actor and
+	// for the manager that routes them; past it requests get
+	// ErrCoordinatorNotAvailable instead of queueing.
+	MailboxRequests int
 }
 
 // DefaultGroupOptions are the values used for zero fields of GroupOptions:
@@ -130,6 +134,7 @@ func DefaultGroupOptions() GroupOptions {
 		MaxOffsetMetadata:     int(g.MaxOffsetMetadataBytes),
 		IdleTimeout:           g.IdleTimeout.Duration(),
 		MaxPendingBytes:       g.MaxPendingBytes,
+		MailboxRequests:       int(g.MailboxRequests),
 	}
 }
 
@@ -161,6 +166,9 @@ func (o GroupOptions) withDefaults() GroupOptions {
 	}
 	if o.MaxPendingBytes <= 0 {
 		o.MaxPendingBytes = d.MaxPendingBytes
+	}
+	if o.MailboxRequests <= 0 {
+		o.MailboxRequests = d.MailboxRequests
 	}
 	return o
 }

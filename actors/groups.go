@@ -26,10 +26,13 @@ import (
 // on another goroutine and possibly before it returns; callbacks must not
 // block.
 type Groups struct {
-	b       *Broker
-	opts    GroupOptions
-	system  *actor.ActorSystem
-	manager *actor.PID
+	b      *Broker
+	opts   GroupOptions
+	system *actor.ActorSystem
+	// manager is the mailbox of the manager actor; groupKind is what the
+	// group actors' mailboxes share.
+	manager   *mailbox
+	groupKind *mailboxKind
 	// pending bounds the bytes of requests queued in or parked by group
 	// actors (invariant 5); shared by every group, so a lock-free counter.
 	pending *budget
@@ -41,19 +44,23 @@ type Groups struct {
 func NewGroups(b *Broker, opts GroupOptions) *Groups {
 	g := &Groups{b: b, opts: opts.withDefaults(), system: b.ActorSystem()}
 	g.pending = &budget{limit: g.opts.MaxPendingBytes}
-	// A request that reaches a stopped group actor is answered from the
-	// dead-letter stream, so every request is answered exactly once (the
-	// answer wrappers ignore a second answer).
-	g.system.EventStream.Subscribe(func(evt any) {
-		if dl, ok := evt.(*actor.DeadLetterEvent); ok {
-			if r, ok := dl.Message.(groupRequest); ok {
-				r.failGroup(fmt.Errorf("%w: group actor stopped", ErrCoordinatorNotAvailable))
-			}
-		}
-	})
-	props := actor.PropsFromProducer(func() actor.Actor { return newGroupManager(g) },
-		actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })))
-	g.manager = g.system.Root.SpawnPrefix(props, "groups")
+	limit := int64(g.opts.MailboxRequests)
+	g.groupKind = newMailboxKind(b.metrics, "group", limit, fmt.Errorf("%w: group actor stopped", ErrCoordinatorNotAvailable))
+	// A group actor closes its mailbox when it goes idle (or is unloaded):
+	// the requests that were on their way go back to the manager, which
+	// routes them again, so unloading an idle group is invisible to
+	// clients. The manager's own mailbox answers them once it has closed.
+	g.groupKind.handBack = func(r Request) { g.manager.tell(&groupReturned{route: r.(*routeGroup)}) }
+	managerKind := newMailboxKind(b.metrics, "group-manager", limit, fmt.Errorf("%w: coordinator stopping", ErrCoordinatorNotAvailable))
+	// Several coordinators may share an actor system (a restarted one
+	// starts before the old manager has stopped), so the name is unique.
+	name := "groups-" + g.system.ProcessRegistry.NextId()
+	mb, err := spawnOwner(g.system.Root, g.system.Root, managerKind, name, func(mb *mailbox) actor.Actor { return newGroupManager(g, mb) })
+	if err != nil {
+		// Only a name already taken fails a spawn, and the name is unique.
+		panic(err)
+	}
+	g.manager = mb
 	return g
 }
 
@@ -71,20 +78,19 @@ func (g *Groups) Owns(group string) bool {
 // Close stops every group actor after its metadata writes finish; parked
 // joins and syncs are answered with ErrNotCoordinator so clients look the
 // coordinator up again. Requests after Close get ErrCoordinatorNotAvailable.
+// If ctx ends first, the actors still finish their writes and stop.
 func (g *Groups) Close(ctx context.Context) error {
 	if !g.closing.CompareAndSwap(false, true) {
 		return nil
 	}
 	done := make(chan struct{})
-	g.system.Root.Send(g.manager, &stopGroups{slot: -1, closing: true, done: done})
-	var err error
+	g.manager.tell(&stopGroups{slot: -1, closing: true, done: done})
 	select {
 	case <-done:
+		return nil
 	case <-ctx.Done():
-		err = fmt.Errorf("stop group actors: %w", ctx.Err())
+		return fmt.Errorf("stop group actors: %w", ctx.Err())
 	}
-	g.system.Root.Stop(g.manager)
-	return err
 }
 
 // ReleaseSlot unloads the groups of a slot (their metadata writes finish
@@ -97,7 +103,7 @@ func (g *Groups) ReleaseSlot(ctx context.Context, slot int) error {
 		return nil // Close unloaded (or is unloading) every group
 	}
 	done := make(chan struct{})
-	g.system.Root.Send(g.manager, &stopGroups{slot: slot, done: done})
+	g.manager.tell(&stopGroups{slot: slot, done: done})
 	select {
 	case <-done:
 		return nil
@@ -149,7 +155,7 @@ func (g *Groups) admit(group string, needID bool, n int64) error {
 
 // route sends a request to its group's actor through the manager.
 func (g *Groups) route(group string, r groupRequest) {
-	g.system.Root.Send(g.manager, &routeGroup{group: group, req: r})
+	g.manager.request(&routeGroup{group: group, req: r})
 }
 
 // requestOverhead approximates a request's fixed cost in the byte budget.
@@ -323,11 +329,15 @@ func (g *Groups) list(ctx context.Context, states []string) ([]GroupListing, err
 	if err != nil {
 		return nil, fmt.Errorf("%w: list groups: %w", ErrCoordinatorNotAvailable, err)
 	}
-	liveCh := make(chan []string, 1)
-	g.system.Root.Send(g.manager, &liveGroups{reply: liveCh})
+	liveCh := make(chan liveAnswer, 1)
+	g.manager.request(&liveGroups{reply: liveCh})
 	var live []string
 	select {
-	case live = <-liveCh:
+	case a := <-liveCh:
+		if a.err != nil {
+			return nil, a.err
+		}
+		live = a.names
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: list live groups: %w", ErrCoordinatorNotAvailable, ctx.Err())
 	}
@@ -374,136 +384,196 @@ func (g *Groups) list(ctx context.Context, states []string) ([]GroupListing, err
 // Messages to the group manager.
 type (
 	// routeGroup delivers req to its group's actor, starting it if needed.
+	// The group actor receives it as it is, so a request handed back from
+	// a closed group mailbox still names its group.
 	routeGroup struct {
 		group string
 		req   groupRequest
 	}
-	// groupQuiet tells the manager a group actor has nothing queued, parked
-	// or in flight (idle, or stopping and drained) after routed requests.
-	groupQuiet struct {
-		group  string
-		pid    *actor.PID
-		routed uint64
+	// groupReturned hands back a request that reached a group actor after
+	// it closed its mailbox.
+	groupReturned struct{ route *routeGroup }
+	// groupRetired says a group actor closed its mailbox: it serves nothing
+	// more and stops once the requests on their way are handed back.
+	groupRetired struct {
+		group string
+		mb    *mailbox
+	}
+	// groupDrained says a retired group actor has stopped: every request
+	// it will hand back has reached the manager before this message.
+	groupDrained struct {
+		group string
+		mb    *mailbox
 	}
 	// stopGroups stops the actors of one slot (or all, slot -1) and closes
-	// done once they have terminated.
+	// done once they have stopped.
 	stopGroups struct {
 		slot    int
 		closing bool
 		done    chan struct{}
 	}
 	// liveGroups asks for the names of the running group actors.
-	liveGroups struct{ reply chan []string }
+	liveGroups struct{ reply chan liveAnswer }
+	liveAnswer struct {
+		names []string
+		err   error
+	}
 )
 
-// groupChild is the manager's record of one running group actor.
-type groupChild struct {
-	pid    *actor.PID
-	slot   int
-	routed uint64 // requests sent to it
+// A route carries a group request: refusing the route refuses the request,
+// with the errors Kafka clients retry on for a coordinator.
+func (m *routeGroup) fail(err error) { m.req.failGroup(coordinatorErr(err)) }
+
+// coordinatorErr makes a refusal by a mailbox (ErrBackpressure) one of
+// the errors Kafka clients retry on for a coordinator.
+func coordinatorErr(err error) error {
+	if errors.Is(err, ErrCoordinatorNotAvailable) || errors.Is(err, ErrNotCoordinator) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrCoordinatorNotAvailable, err)
 }
 
-// groupManager owns the map of running group actors and the decision of
-// which groups this node serves. Only its goroutine touches its fields.
+// size is zero: group requests are held against the coordinator's own
+// byte budget (Groups.pending), reserved before they are routed.
+func (m *routeGroup) size() int { return 0 }
+
+// A handed-back request told to a manager that has closed is answered
+// like any request reaching it.
+func (m *groupReturned) fail(err error) { m.route.fail(err) }
+func (m *groupReturned) size() int      { return 0 }
+
+// Once the manager has closed, every group actor has stopped.
+func (m *stopGroups) fail(error) { close(m.done) }
+func (m *stopGroups) size() int  { return 0 }
+
+func (m *liveGroups) fail(err error) { m.reply <- liveAnswer{err: coordinatorErr(err)} }
+func (m *liveGroups) size() int      { return 0 }
+
+// groupChild is the manager's record of one group actor.
+type groupChild struct {
+	mb   *mailbox
+	slot int
+	// retired is set once the actor closed its mailbox. Requests for the
+	// group then wait in held until the actor has handed back, in back,
+	// those that were on their way to it; both go to the next actor in
+	// that order, the order the manager received them in.
+	retired bool
+	back    []*routeGroup
+	held    []*routeGroup
+}
+
+// groupManager owns the map of group actors and the decision of which
+// groups this node serves. Only its goroutine touches its fields.
 type groupManager struct {
 	gs       *Groups
+	mb       *mailbox // its own
 	children map[string]*groupChild
-	// terminating are actors stopped by the manager and not yet
-	// terminated, by PID id, with their slot.
-	terminating map[string]int
 	// waiting are stopGroups requests waiting for their actors to stop.
 	waiting []*stopGroups
 	closing bool
 	seq     int
 }
 
-func newGroupManager(gs *Groups) *groupManager {
-	return &groupManager{gs: gs, children: map[string]*groupChild{}, terminating: map[string]int{}}
+func newGroupManager(gs *Groups, mb *mailbox) *groupManager {
+	return &groupManager{gs: gs, mb: mb, children: map[string]*groupChild{}}
 }
 
 // Receive implements actor.Actor.
 func (m *groupManager) Receive(ctx actor.Context) {
+	if !m.mb.receive(ctx) {
+		return
+	}
 	switch msg := ctx.Message().(type) {
 	case *routeGroup:
 		m.route(ctx, msg)
-	case *groupQuiet:
+	case *groupReturned:
+		if c := m.children[msg.route.group]; c != nil {
+			c.back = append(c.back, msg.route)
+			return
+		}
+		m.route(ctx, msg.route) // not reached: the actor is drained after handing back
+	case *groupRetired:
+		if c := m.children[msg.group]; c != nil && c.mb == msg.mb {
+			c.retired = true
+		}
+	case *groupDrained:
 		c := m.children[msg.group]
-		if c == nil || c.pid.Id != msg.pid.Id || c.routed != msg.routed {
-			return // more requests are on their way to it
+		if c == nil || c.mb != msg.mb {
+			return
 		}
 		delete(m.children, msg.group)
-		m.terminating[c.pid.Id] = c.slot
-		ctx.Stop(c.pid)
-	case *actor.Terminated:
-		delete(m.terminating, msg.Who.Id)
-		for name, c := range m.children {
-			if c.pid.Id == msg.Who.Id { // stopped on its own (a panic)
-				delete(m.children, name)
-			}
+		m.gs.b.metrics.groupActors.Set(float64(len(m.children)))
+		m.checkWaiting(ctx)
+		for _, r := range append(c.back, c.held...) {
+			m.route(ctx, r)
 		}
-		m.checkWaiting()
 	case *stopGroups:
 		if msg.closing {
 			m.closing = true
 		}
 		for _, c := range m.children {
 			if msg.slot < 0 || c.slot == msg.slot {
-				ctx.Send(c.pid, &stopGroup{err: fmt.Errorf("%w: group unloaded from this node", ErrNotCoordinator)})
+				c.mb.tell(&stopGroup{err: fmt.Errorf("%w: group unloaded from this node", ErrNotCoordinator)})
 			}
 		}
 		m.waiting = append(m.waiting, msg)
-		m.checkWaiting()
+		m.checkWaiting(ctx)
 	case *liveGroups:
 		names := make([]string, 0, len(m.children))
-		for name := range m.children {
-			names = append(names, name)
+		for name, c := range m.children {
+			if !c.retired {
+				names = append(names, name)
+			}
 		}
-		msg.reply <- names
+		msg.reply <- liveAnswer{names: names}
 	}
 }
 
 func (m *groupManager) route(ctx actor.Context, msg *routeGroup) {
 	if m.closing {
-		msg.req.failGroup(fmt.Errorf("%w: coordinator stopping", ErrCoordinatorNotAvailable))
+		msg.fail(fmt.Errorf("%w: coordinator stopping", ErrCoordinatorNotAvailable))
 		return
 	}
 	slot := GroupSlot(msg.group, m.gs.opts.Slots)
 	if m.gs.opts.OwnsSlot != nil && !m.gs.opts.OwnsSlot(slot) {
-		msg.req.failGroup(fmt.Errorf("%w: slot %d", ErrNotCoordinator, slot))
+		msg.fail(fmt.Errorf("%w: slot %d", ErrNotCoordinator, slot))
 		return
 	}
 	c := m.children[msg.group]
 	if c == nil {
 		m.seq++
 		name := msg.group
-		props := actor.PropsFromProducer(func() actor.Actor { return newGroupActor(m.gs, name) },
-			actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })))
-		pid, err := ctx.SpawnNamed(props, fmt.Sprintf("g-%d", m.seq))
+		mb, err := spawnOwner(ctx, m.gs.system.Root, m.gs.groupKind, fmt.Sprintf("g-%d", m.seq),
+			func(mb *mailbox) actor.Actor { return newGroupActor(m.gs, name, mb) })
 		if err != nil {
-			msg.req.failGroup(fmt.Errorf("%w: start group actor: %w", ErrCoordinatorNotAvailable, err))
+			msg.fail(fmt.Errorf("%w: start group actor: %w", ErrCoordinatorNotAvailable, err))
 			return
 		}
-		c = &groupChild{pid: pid, slot: slot}
+		c = &groupChild{mb: mb, slot: slot}
 		m.children[msg.group] = c
+		m.gs.b.metrics.groupActors.Set(float64(len(m.children)))
 	}
-	c.routed++
-	ctx.Send(c.pid, msg.req)
+	if c.retired {
+		c.held = append(c.held, msg)
+		return
+	}
+	if !c.mb.offer(msg) {
+		// The actor closed its mailbox after the last request reached it,
+		// and its groupRetired is still queued behind this route.
+		c.retired = true
+		c.held = append(c.held, msg)
+	}
 }
 
 // checkWaiting closes the done channel of every stopGroups request whose
-// actors have all terminated.
-func (m *groupManager) checkWaiting() {
+// actors have all stopped, and closes the manager's mailbox once the
+// coordinator is closing and no group actor is left.
+func (m *groupManager) checkWaiting(ctx actor.Context) {
 	kept := m.waiting[:0]
 	for _, w := range m.waiting {
 		busy := false
 		for _, c := range m.children {
 			if w.slot < 0 || c.slot == w.slot {
-				busy = true
-				break
-			}
-		}
-		for _, slot := range m.terminating {
-			if w.slot < 0 || slot == w.slot {
 				busy = true
 				break
 			}
@@ -515,6 +585,9 @@ func (m *groupManager) checkWaiting() {
 		close(w.done)
 	}
 	m.waiting = kept
+	if m.closing && len(m.children) == 0 {
+		m.mb.close(ctx)
+	}
 }
 
 // errGroupStore wraps a metadata store failure as the retriable error Kafka

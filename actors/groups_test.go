@@ -3,11 +3,15 @@ package actors_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/morax-dev/morax/actors"
 	"github.com/morax-dev/morax/persistence/meta"
@@ -22,6 +26,8 @@ type groupEnv struct {
 	store meta.Store
 	g     *actors.Groups
 	opts  actors.GroupOptions
+	// bopts are the broker's options, with its metrics registry.
+	bopts actors.Options
 }
 
 // fastGroupOptions let tests use short session timeouts and skip the
@@ -44,11 +50,12 @@ func newGroupEnv(t *testing.T, opts actors.GroupOptions) *groupEnv {
 	if err != nil {
 		t.Fatalf("open fs objects: %v", err)
 	}
-	b, err := actors.New(actors.Options{IOTimeout: 10 * time.Second}, store, objects)
+	bopts := actors.Options{IOTimeout: 10 * time.Second, Metrics: prometheus.NewRegistry()}
+	b, err := actors.New(bopts, store, objects)
 	if err != nil {
 		t.Fatalf("start broker: %v", err)
 	}
-	e := &groupEnv{t: t, b: b, store: store, opts: opts}
+	e := &groupEnv{t: t, b: b, store: store, opts: opts, bopts: bopts}
 	e.g = actors.NewGroups(b, opts)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -780,4 +787,168 @@ func TestGroupMembersThatDoNotSyncAreRemoved(t *testing.T) {
 	if j := e.join(short("a", a.MemberID)); j.Err != nil || j.Generation != 3 || len(j.Members) != 1 {
 		t.Fatalf("rejoin alone %+v", j)
 	}
+}
+
+// counter reads a counter of the node's registry by name.
+func counter(t *testing.T, opts actors.Options, name string) float64 {
+	t.Helper()
+	mfs, err := opts.Metrics.(prometheus.Gatherer).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("%s not registered", name)
+	return 0
+}
+
+// answers collects the answers to one request, to check there is exactly
+// one.
+type answers[R any] chan R
+
+func newAnswers[R any]() answers[R] { return make(answers[R], 2) }
+
+func (a answers[R]) reply(r R) { a <- r }
+
+// only waits for the answer and checks no second one came with it.
+func (a answers[R]) only(t *testing.T, what string) R {
+	t.Helper()
+	r := wait(t, a, what)
+	select {
+	case again := <-a:
+		t.Fatalf("%s answered twice: %+v, then %+v", what, r, again)
+	default:
+	}
+	return r
+}
+
+// TestGroupIdleStopUnderLoad keeps one group busy while its actor goes
+// idle and stops over and over: requests that race with an actor closing
+// its mailbox are handed back and routed to the next actor, so each is
+// answered once, without error, and in the order sent (pipelined commits
+// of one client land in order).
+func TestGroupIdleStopUnderLoad(t *testing.T) {
+	o := fastGroupOptions()
+	o.IdleTimeout = time.Millisecond
+	e := newGroupEnv(t, o)
+	const workers, rounds, burst = 4, 50, 4
+	errs := make(chan error, workers*rounds)
+	// worker w's round i: a burst of commits sent without waiting (the
+	// last must win), then a fetch and a describe.
+	work := func(w, i int) error {
+		topic := fmt.Sprintf("t%d", w)
+		pending := make([]answers[actors.CommitResult], burst)
+		for k := range burst {
+			pending[k] = newAnswers[actors.CommitResult]()
+			e.g.CommitOffsets(actors.CommitRequest{Group: "busy", Generation: -1,
+				Offsets: []meta.OffsetCommit{{Topic: topic, Offset: int64(i*burst + k)}}}, pending[k].reply)
+		}
+		for k, a := range pending {
+			if r := a.only(t, "commit"); r.Err != nil || len(r.Offsets) != 1 || r.Offsets[0] != nil {
+				return fmt.Errorf("worker %d round %d commit %d: %+v", w, i, k, r)
+			}
+		}
+		f := newAnswers[actors.FetchOffsetsResult]()
+		e.g.FetchOffsets(actors.FetchOffsetsRequest{Group: "busy", Topics: []string{topic}}, f.reply)
+		if r := f.only(t, "fetch"); r.Err != nil || len(r.Offsets) != 1 || r.Offsets[0].Offset != int64(i*burst+burst-1) {
+			return fmt.Errorf("worker %d round %d fetch: %+v", w, i, r)
+		}
+		d := newAnswers[[]actors.GroupDescription]()
+		e.g.Describe([]string{"busy"}, d.reply)
+		if r := d.only(t, "describe"); r[0].Err != nil || r[0].State != actors.GroupEmpty {
+			return fmt.Errorf("worker %d round %d describe: %+v", w, i, r[0])
+		}
+		return nil
+	}
+	for i := range rounds {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := work(w, i); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		// A pause around the idle timeout: the actor often retires just
+		// as the next round's requests arrive.
+		time.Sleep(time.Duration(rand.IntN(2500)) * time.Microsecond)
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := counter(t, e.bopts, "morax_group_loads_total"); n < 5 {
+		t.Errorf("the group was loaded %v times, want the actor to have stopped and reloaded repeatedly", n)
+	}
+	// Once the load stops, the last actor idles out too.
+	waitGauge(t, e.bopts, "morax_group_actors", 0)
+}
+
+// TestGroupRequestsAcrossClose sends requests while the coordinator
+// closes, and after: each gets one answer, a retriable coordinator error
+// if not served, and none waits forever.
+func TestGroupRequestsAcrossClose(t *testing.T) {
+	o := fastGroupOptions()
+	o.IdleTimeout = time.Millisecond
+	e := newGroupEnv(t, o)
+	mustOK(t, "commit", e.commit(actors.CommitRequest{Group: "g", Generation: -1, Offsets: []meta.OffsetCommit{{Topic: "t", Offset: 1}}}).Err)
+	const senders, each = 4, 100
+	results := make([][]answers[actors.CommitResult], senders)
+	var wg sync.WaitGroup
+	for s := range senders {
+		results[s] = make([]answers[actors.CommitResult], each)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				a := newAnswers[actors.CommitResult]()
+				results[s][i] = a
+				// Spread over a few groups so some actors are loading,
+				// some idle-stopping, when Close arrives.
+				e.g.CommitOffsets(actors.CommitRequest{Group: fmt.Sprintf("g%d", i%3), Generation: -1,
+					Offsets: []meta.OffsetCommit{{Topic: "t", Offset: int64(i)}}}, a.reply)
+			}
+		}()
+	}
+	time.Sleep(2 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	mustOK(t, "close", e.g.Close(ctx))
+	wg.Wait()
+	for s := range results {
+		for i, a := range results[s] {
+			r := a.only(t, "commit across close")
+			// In flight at Close: served, answered by its unloading group
+			// (ErrNotCoordinator), or refused by the stopping coordinator.
+			if r.Err != nil && !errors.Is(r.Err, actors.ErrCoordinatorNotAvailable) && !errors.Is(r.Err, actors.ErrNotCoordinator) {
+				t.Fatalf("sender %d commit %d: %v, want success or a retriable coordinator error", s, i, r.Err)
+			}
+		}
+	}
+
+	// After Close every kind of request is refused at once.
+	notAvailable := func(what string, err error) {
+		t.Helper()
+		mustErr(t, what+" after close", err, actors.ErrCoordinatorNotAvailable)
+	}
+	notAvailable("join", e.join(consumerJoin("g", "", "c", "t")).Err)
+	notAvailable("sync", e.sync(actors.SyncRequest{Group: "g", MemberID: "m", Generation: 1}).Err)
+	notAvailable("heartbeat", e.heartbeat("g", "m", "", 1))
+	notAvailable("leave", e.leave("g", actors.LeavingMember{MemberID: "m"}).Err)
+	notAvailable("commit", e.commit(actors.CommitRequest{Group: "g", Generation: -1, Offsets: []meta.OffsetCommit{{Topic: "t", Offset: 2}}}).Err)
+	notAvailable("fetch", e.fetch("g", nil).Err)
+	notAvailable("delete offsets", e.deleteOffsets("g", actors.TopicPartitions{Topic: "t", Partitions: []int32{0}}).Err)
+	notAvailable("describe", e.describe("g")[0].Err)
+	notAvailable("delete", e.deleteGroups("g")[0])
+	ch := make(chan actors.ListGroupsResult, 1)
+	e.g.List(context.Background(), nil, func(r actors.ListGroupsResult) { ch <- r })
+	notAvailable("list", wait(t, ch, "list").Err)
+	mustOK(t, "second close", e.g.Close(ctx))
+	mustOK(t, "release after close", e.g.ReleaseSlot(ctx, e.g.Slot("g")))
 }

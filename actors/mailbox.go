@@ -19,8 +19,9 @@ import (
 //     as I/O completions, are never refused: refusing them would lose
 //     state the owner holds);
 //   - an answer for every request: once the owner closes its mailbox,
-//     requests sent to it are answered with the kind's stopped error, by
-//     the sender if it sees the mailbox closed, or by the mailbox on the
+//     requests sent to it are answered with the kind's stopped error (or
+//     handed back to be routed again, for a kind with handBack), by the
+//     sender if it sees the mailbox closed, or by the mailbox on the
 //     owner's goroutine if the request was already on its way. The actor
 //     itself stops only when nothing sent to it is still in flight, so
 //     protoactor never drops a request at a stopped actor, and no call
@@ -39,8 +40,13 @@ type mailboxKind struct {
 	limit int64
 	// stopped is the error requests get once the owner closed its mailbox.
 	stopped error
-	depth   prometheus.Gauge
-	refused prometheus.Counter
+	// handBack, when set, takes the requests that reach a closed mailbox
+	// instead of answering them with stopped: an owner that closes for
+	// its own reasons (a group actor gone idle) must not make a client
+	// see an error, so whoever routed the request routes it again.
+	handBack func(Request)
+	depth    prometheus.Gauge
+	refused  prometheus.Counter
 }
 
 func newMailboxKind(m *metrics, name string, limit int64, stopped error) *mailboxKind {
@@ -92,20 +98,39 @@ func spawnOwner(spawn actor.SpawnerContext, root *actor.RootContext, kind *mailb
 // request delivers r, or answers it at once: with the stopped error once
 // the owner closed its mailbox, with ErrBackpressure when it is full.
 func (m *mailbox) request(r Request) {
+	if !m.offer(r) {
+		m.kind.closedTo(r)
+	}
+}
+
+// offer is request for a sender that routes requests again itself: once
+// the owner closed its mailbox it leaves r unanswered and reports false,
+// so the sender keeps r in its own order instead of having it handed back
+// as a separate message.
+func (m *mailbox) offer(r Request) bool {
 	n := m.queued.Add(1)
 	if m.closed.Load() {
 		m.backOut()
-		r.fail(m.kind.stopped)
-		return
+		return false
 	}
 	if m.kind.limit > 0 && n > m.kind.limit {
 		m.backOut()
 		m.kind.refused.Inc()
 		r.fail(fmt.Errorf("%w: %s mailbox holds %d messages", ErrBackpressure, m.kind.name, n-1))
-		return
+		return true
 	}
 	m.kind.depth.Inc()
 	m.root.Send(m.pid.Load(), r)
+	return true
+}
+
+// closedTo disposes of a request that reached a closed mailbox.
+func (k *mailboxKind) closedTo(r Request) {
+	if k.handBack != nil {
+		k.handBack(r)
+		return
+	}
+	r.fail(k.stopped)
 }
 
 // tell delivers an internal message: an I/O completion, a timer, a control
@@ -116,7 +141,7 @@ func (m *mailbox) tell(msg any) {
 	if m.closed.Load() {
 		m.backOut()
 		if r, ok := msg.(Request); ok {
-			r.fail(m.kind.stopped)
+			m.kind.closedTo(r)
 		}
 		return
 	}
@@ -151,7 +176,7 @@ func (m *mailbox) receive(ctx actor.Context) bool {
 		return true
 	}
 	if r, ok := msg.(Request); ok {
-		r.fail(m.kind.stopped)
+		m.kind.closedTo(r)
 	}
 	m.maybeStop(ctx)
 	return false

@@ -57,10 +57,18 @@ func (o *testOwner) Receive(ctx actor.Context) {
 
 func spawnTestOwner(t *testing.T, limit int64, hold chan struct{}) (*mailbox, *testOwner, *metrics) {
 	t.Helper()
+	return spawnTestOwnerHandingBack(t, limit, hold, nil)
+}
+
+// spawnTestOwnerHandingBack is spawnTestOwner for a kind whose closed
+// mailboxes hand requests to handBack.
+func spawnTestOwnerHandingBack(t *testing.T, limit int64, hold chan struct{}, handBack func(Request)) (*mailbox, *testOwner, *metrics) {
+	t.Helper()
 	system := actor.NewActorSystem()
 	t.Cleanup(system.Shutdown)
 	m := newMetrics(prometheus.NewRegistry(), &budget{})
 	kind := newMailboxKind(m, "test", limit, ErrNotOwner)
+	kind.handBack = handBack
 	owner := &testOwner{hold: hold, done: make(chan struct{})}
 	mb, err := spawnOwner(system.Root, system.Root, kind, "owner", func(mb *mailbox) actor.Actor {
 		owner.mb = mb
@@ -168,6 +176,58 @@ func TestMailboxRefusesPastItsLimit(t *testing.T) {
 		}
 		if e := p.err.Load(); e != nil {
 			t.Fatalf("queued request refused: %v", *e)
+		}
+	}
+}
+
+// TestMailboxHandsBackAfterClose is TestMailboxAnswersEveryRequestAcrossClose
+// for a kind that hands requests back once closed: every request is either
+// served or handed back, exactly once, and none is refused.
+func TestMailboxHandsBackAfterClose(t *testing.T) {
+	for round := range 20 {
+		var handed sync.Map // *probe -> *atomic.Int32
+		handBack := func(r Request) {
+			n, _ := handed.LoadOrStore(r, &atomic.Int32{})
+			n.(*atomic.Int32).Add(1)
+		}
+		mb, owner, _ := spawnTestOwnerHandingBack(t, 0, nil, handBack)
+		const senders, each = 8, 200
+		probes := make([]*probe, senders*each)
+		var wg sync.WaitGroup
+		for s := range senders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					p := &probe{}
+					probes[s*each+i] = p
+					mb.request(p)
+					if s == 0 && i == each/2 {
+						mb.tell(closeNow{})
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		select {
+		case <-owner.done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the owner did not stop after closing its mailbox", round)
+		}
+		back := 0
+		for i, p := range probes {
+			served := p.answers.Load()
+			var returned int32
+			if n, ok := handed.Load(p); ok {
+				returned = n.(*atomic.Int32).Load()
+			}
+			if p.err.Load() != nil || served+returned != 1 {
+				t.Fatalf("round %d: request %d served %d times, handed back %d times, err %v", round, i, served, returned, p.err.Load())
+			}
+			back += int(returned)
+		}
+		if back == 0 {
+			t.Fatalf("round %d: no request was handed back although the mailbox closed midway", round)
 		}
 	}
 }

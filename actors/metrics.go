@@ -26,6 +26,8 @@ type metrics struct {
 	blockMisses    prometheus.Counter
 	parkedReaders  prometheus.Gauge
 	partitions     prometheus.Gauge
+	groupActors    prometheus.Gauge
+	groupLoads     prometheus.Counter
 	clusterNodes   prometheus.Gauge
 	retentionBytes prometheus.Counter
 	orphansDeleted prometheus.Counter
@@ -57,6 +59,8 @@ func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
 		blockMisses:   prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_block_cache_misses_total", Help: "Block cache misses (ranged GETs)."}),
 		parkedReaders: prometheus.NewGauge(prometheus.GaugeOpts{Name: "morax_parked_readers", Help: "Readers waiting at the end of a log."}),
 		partitions:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "morax_partition_actors", Help: "Partition actors running on this node."}),
+		groupActors:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "morax_group_actors", Help: "Consumer-group actors running (or stopping) on this node."}),
+		groupLoads:    prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_group_loads_total", Help: "Consumer groups loaded from the metadata store into a new group actor."}),
 		clusterNodes:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "morax_cluster_live_nodes", Help: "Live nodes in the cluster as this node last read them."}),
 		retentionBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_retention_deleted_objects_total",
 			Help: "Objects deleted by retention or trims once no segment referenced them."}),
@@ -71,7 +75,7 @@ func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.appends, m.appendBytes, m.appendErrors, m.flushes, m.flushBytes, m.flushSegments, m.segments, m.flushRecords,
 			m.uploadSeconds, m.commitSeconds, m.metaCommits, m.flushFailures, m.bufferedBytes, m.fetches,
-			m.fetchBytes, m.tailHits, m.coldReads, m.blockHits, m.blockMisses, m.parkedReaders, m.partitions, m.clusterNodes,
+			m.fetchBytes, m.tailHits, m.coldReads, m.blockHits, m.blockMisses, m.parkedReaders, m.partitions, m.groupActors, m.groupLoads, m.clusterNodes,
 			m.retentionBytes, m.orphansDeleted, m.mailboxDepth, m.mailboxRefused)
 	}
 	return m

@@ -243,6 +243,10 @@ type GroupConfig struct {
 	// in the coordinator (join metadata, assignments, commits); past it new
 	// requests are refused as retriable.
 	MaxPendingBytes int64 `toml:"max_pending_bytes"`
+	// MailboxRequests bounds the requests queued for one group actor (and
+	// for the coordinator's manager, which routes them); past it requests
+	// are refused as retriable rather than queued.
+	MailboxRequests int64 `toml:"mailbox_requests"`
 }
 
 // ClusterConfig sets node identity, lease timing and the node-to-node
@@ -372,6 +376,7 @@ func Default() Config {
 			MaxOffsetMetadataBytes: 4096,
 			IdleTimeout:            Duration(5 * time.Minute),
 			MaxPendingBytes:        64 * mib,
+			MailboxRequests:        4096,
 		},
 		Cluster: ClusterConfig{
 			LeaseTTL:               Duration(10 * time.Second),

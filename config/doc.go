@@ -73,6 +73,7 @@
 //	group.max_offset_metadata_bytes            MORAX_GROUP_MAX_OFFSET_METADATA_BYTES
 //	group.idle_timeout                         MORAX_GROUP_IDLE_TIMEOUT
 //	group.max_pending_bytes                    MORAX_GROUP_MAX_PENDING_BYTES
+//	group.mailbox_requests                     MORAX_GROUP_MAILBOX_REQUESTS
 //	cluster.node_id                            MORAX_CLUSTER_NODE_ID
 //	cluster.lease_ttl                          MORAX_CLUSTER_LEASE_TTL
 //	cluster.heartbeat_interval                 MORAX_CLUSTER_HEARTBEAT_INTERVAL

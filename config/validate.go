@@ -281,6 +281,7 @@ func (c Config) checkGroup(ck *checker) {
 	ck.positive(p+"max_offset_metadata_bytes", g.MaxOffsetMetadataBytes)
 	ck.positiveDuration(p+"idle_timeout", g.IdleTimeout)
 	ck.positive(p+"max_pending_bytes", g.MaxPendingBytes)
+	ck.positive(p+"mailbox_requests", g.MailboxRequests)
 }
 
 func (c Config) checkCluster(ck *checker) {

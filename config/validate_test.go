@@ -189,6 +189,7 @@ func TestValidate(t *testing.T) {
 				c.Group.MaxOffsetMetadataBytes = 0
 				c.Group.IdleTimeout = 0
 				c.Group.MaxPendingBytes = 0
+				c.Group.MailboxRequests = 0
 				c.Cluster.PollInterval = 0
 				c.Cluster.MaxMovesPerPoll = -1
 			},
@@ -207,6 +208,7 @@ func TestValidate(t *testing.T) {
 				"group.max_offset_metadata_bytes: must be > 0 (got 0)",
 				"group.idle_timeout: must be > 0 (got 0s)",
 				"group.max_pending_bytes: must be > 0 (got 0)",
+				"group.mailbox_requests: must be > 0 (got 0)",
 				"cluster.poll_interval: must be > 0 (got 0s)",
 				"cluster.max_moves_per_poll: must be > 0 (got -1)",
 			},

@@ -53,6 +53,7 @@ func groupOptions(cfg config.Config) actors.GroupOptions {
 		MaxOffsetMetadata:     int(g.MaxOffsetMetadataBytes),
 		IdleTimeout:           g.IdleTimeout.Duration(),
 		MaxPendingBytes:       g.MaxPendingBytes,
+		MailboxRequests:       int(g.MailboxRequests),
 	}
 }
 

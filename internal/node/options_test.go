@@ -38,7 +38,7 @@ func custom() config.Config {
 	g := &c.Group
 	g.MinSessionTimeout, g.MaxSessionTimeout = config.Duration(2*time.Second), config.Duration(time.Minute)
 	g.InitialRebalanceDelay, g.MaxSize, g.MaxOffsetMetadataBytes = config.Duration(time.Second), 99, 2048
-	g.IdleTimeout, g.MaxPendingBytes = config.Duration(time.Minute), 8<<20
+	g.IdleTimeout, g.MaxPendingBytes, g.MailboxRequests = config.Duration(time.Minute), 8<<20, 500
 	cl := &c.Cluster
 	cl.LeaseTTL, cl.HeartbeatInterval = config.Duration(15*time.Second), config.Duration(3*time.Second)
 	cl.PollInterval, cl.MaxMovesPerPoll = config.Duration(400*time.Millisecond), 5
@@ -83,6 +83,7 @@ func TestMappings(t *testing.T) {
 		{"group.max_offset_metadata_bytes", g.MaxOffsetMetadata, 2048},
 		{"group.idle_timeout", g.IdleTimeout, time.Minute},
 		{"group.max_pending_bytes", g.MaxPendingBytes, int64(8 << 20)},
+		{"group.mailbox_requests", g.MailboxRequests, 500},
 
 		{"cluster.lease_ttl (liveness)", cl.LiveWithin, 15 * time.Second},
 		{"cluster.poll_interval", cl.Poll, 400 * time.Millisecond},
