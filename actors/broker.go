@@ -86,7 +86,9 @@ func New(opts Options, store meta.Store, objects objstore.Store) (*Broker, error
 		byName:   map[string]meta.Topic{},
 		byID:     map[meta.TopicID]meta.Topic{},
 	}
-	b.flusher = newFlusher(b)
+	if b.flusher, err = newFlusher(b); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.stopBg = cancel
 	b.bg.Add(3)

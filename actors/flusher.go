@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/morax-dev/morax/persistence/meta"
 )
 
@@ -24,12 +26,15 @@ import (
 // one, so the partition's commits stay in offset order (docs/ARCHITECTURE.md write path,
 // step 4) while uploads overlap.
 //
-// The run goroutine owns every field below in; others only send to in.
+// The flusher is an actor like the node's other owners: it is reached
+// only through its mailbox (send), and every field below mb is touched
+// only on its goroutine. Timers and I/O completions come back through the
+// mailbox.
 type flusher struct {
-	b    *Broker
-	in   chan any
-	done chan struct{} // closed by stop
-	exit chan struct{} // closed when run returns
+	b  *Broker
+	mb *mailbox
+	// stopped is closed when the actor has stopped (see stop).
+	stopped chan struct{}
 
 	open      *packObject   // filling; nil when empty
 	queue     []*packObject // cut, in cut order: uploading or waiting to commit
@@ -92,7 +97,14 @@ type (
 		err     error
 	}
 	flusherTick struct{}
+	// stopFlusher closes the flusher's mailbox (Broker.Close).
+	stopFlusher struct{}
 )
+
+// A flush handed over is a request: if the flusher has stopped, its
+// mailbox answers the partition that the flush failed.
+func (h *handedFlush) fail(err error) { h.from.tell(&uploadDone{f: h.f, err: err}) }
+func (h *handedFlush) size() int      { return len(h.f.data) }
 
 // partialUploads is how many objects smaller than ObjectBytes may upload at
 // once. Past it, flushes wait for an upload to finish and join the open
@@ -104,58 +116,60 @@ const partialUploads = 1
 // waits for a quiet gap while flushes keep joining it.
 const lingerCap = 8
 
-func newFlusher(b *Broker) *flusher {
+func newFlusher(b *Broker) (*flusher, error) {
 	f := &flusher{
 		b:       b,
-		in:      make(chan any, 4096),
-		done:    make(chan struct{}),
-		exit:    make(chan struct{}),
+		stopped: make(chan struct{}),
 		dropped: map[uint64]uint64{},
 		gone:    map[uint64]bool{},
 		pending: map[uint64]int{},
 	}
-	go f.run()
-	return f
-}
-
-// send hands m to the run goroutine; after stop it is dropped, and a
-// flush is answered as failed so its partition does not wait for it.
-func (f *flusher) send(m any) {
-	select {
-	case f.in <- m:
-	case <-f.done:
-		if h, ok := m.(*handedFlush); ok {
-			h.from.tell(&uploadDone{f: h.f, err: ErrShuttingDown})
-		}
+	// Messages to the flusher are never refused for depth: each carries a
+	// flush or the end of an upload or commit, and the partitions' own
+	// bounds (MaxInflightFlushes, the node byte budget) bound them.
+	kind := newMailboxKind(b.metrics, "flusher", 0, ErrShuttingDown)
+	_, err := spawnOwner(b.system.Root, b.system.Root, kind, "flusher", func(mb *mailbox) actor.Actor {
+		f.mb = mb
+		return f
+	})
+	if err != nil {
+		return nil, err
 	}
+	return f, nil
 }
 
-// stop ends the run goroutine. Partitions have drained by then (see
-// Broker.Close); uploads still running finish into nothing.
+// send hands m to the flusher from any goroutine. After stop, a flush is
+// answered as failed by the mailbox, so its partition does not wait.
+func (f *flusher) send(m any) { f.mb.tell(m) }
+
+// stop closes the flusher's mailbox and waits for the actor to stop.
+// Partitions have drained by then (see Broker.Close); uploads still
+// running finish into nothing.
 func (f *flusher) stop() {
-	close(f.done)
-	<-f.exit
+	f.send(stopFlusher{})
+	<-f.stopped
 }
 
-func (f *flusher) run() {
-	defer close(f.exit)
-	for {
-		select {
-		case <-f.done:
-			return
-		case m := <-f.in:
-			f.handle(m)
-		}
-		// Take everything already waiting before deciding to cut, so
-		// flushes sealed at the same moment share an object.
-		for more := true; more; {
-			select {
-			case m := <-f.in:
-				f.handle(m)
-			default:
-				more = false
-			}
-		}
+// Receive implements actor.Actor.
+func (f *flusher) Receive(ctx actor.Context) {
+	if !f.mb.receive(ctx) {
+		return
+	}
+	switch ctx.Message().(type) {
+	case *actor.Started:
+		return
+	case *actor.Stopped:
+		close(f.stopped)
+		return
+	case stopFlusher:
+		f.mb.close(ctx)
+		return
+	}
+	f.handle(ctx.Message())
+	// Take everything already waiting before deciding to cut, so flushes
+	// sealed at the same moment share an object: the mailbox's depth says
+	// whether more is queued.
+	if f.mb.queued.Load() == 0 {
 		f.cut()
 		f.commitNext()
 	}
@@ -293,12 +307,7 @@ func (f *flusher) arm(wait time.Duration) {
 	if f.timer != nil {
 		f.timer.Stop()
 	}
-	f.timer = time.AfterFunc(wait, func() {
-		select {
-		case f.in <- flusherTick{}:
-		default: // the goroutine is busy and will call cut anyway
-		}
-	})
+	f.timer = time.AfterFunc(wait, func() { f.send(flusherTick{}) })
 }
 
 // objectKey names a new object. The time prefix sorts objects by age for
