@@ -35,10 +35,10 @@ type Broker struct {
 	// registry actor writes it; everyone may read it to skip a hop through
 	// the registry.
 	pids sync.Map // meta.PartitionKey -> *mailbox
-	// held maps the partitions whose lease a ready actor of this node holds
-	// to the lease epoch. Partition actors write their own entry; routing
-	// reads it, fresher than the cluster view.
-	held sync.Map // meta.PartitionKey -> int64
+	// leases is the node's lease owner (leases.go): it holds and renews
+	// every lease of this process, and its published view answers which
+	// partitions and slots this node leads.
+	leases *leases
 
 	// catalog is topic administration and the topic cache; its methods
 	// are the Broker's.
@@ -46,7 +46,8 @@ type Broker struct {
 
 	// owner is this process's lease owner string (meta.LeaseOwner).
 	owner string
-	// cluster is the ownership loop, nil without StartCluster.
+	// cluster is the ownership loop, nil without StartCluster. It decides
+	// what this node should own; the lease owner holds what it does.
 	cluster atomic.Pointer[ownership]
 	remote  atomic.Pointer[Remote] // set by StartRemote; routes requests to other nodes (route.go)
 
@@ -86,13 +87,15 @@ func New(opts Options, store meta.Store, objects objstore.Store) (*Broker, error
 		byName:   map[string]meta.Topic{},
 		byID:     map[meta.TopicID]meta.Topic{},
 	}
+	if b.leases, err = startLeases(b); err != nil {
+		return nil, err
+	}
 	if b.flusher, err = newFlusher(b); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.stopBg = cancel
-	b.bg.Add(3)
-	go func() { defer b.bg.Done(); b.leaseLoop(ctx) }()
+	b.bg.Add(2)
 	go func() { defer b.bg.Done(); b.retentionLoop(ctx) }()
 	go func() { defer b.bg.Done(); b.sweepLoop(ctx) }()
 	return b, nil
@@ -136,6 +139,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		err = fmt.Errorf("drain partitions: %w", ctx.Err())
 	}
 	b.bg.Wait()
+	b.leases.close() // after the drain: draining partitions stay renewed
 	b.flusher.stop()
 	b.system.Shutdown()
 	return err

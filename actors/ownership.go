@@ -43,9 +43,9 @@ type ClusterOptions struct {
 	// Slots is how many consumer-group coordinator slots the cluster shares
 	// (GroupOptions.Slots); zero leases none.
 	Slots int
-	// OnSlotLost is called on the loop's goroutine once a slot stopped being
-	// this node's (OwnsSlot already answers false), before its lease is
-	// released; it should unload the slot's groups (Groups.ReleaseSlot).
+	// OnSlotLost is called, on a goroutine of its own, once a slot stopped
+	// being this node's (OwnsSlot already answers false), before its lease
+	// is released; it should unload the slot's groups (Groups.ReleaseSlot).
 	OnSlotLost func(slot int)
 	// MaxMovesPerPoll bounds how many partitions this node hands over per
 	// poll, so a joining node takes its share gradually.
@@ -130,26 +130,18 @@ func rendezvousScore(node, resource string) uint64 {
 	return h
 }
 
-// ownership is the loop that makes this node own what the rendezvous
-// choice gives it: it starts the partition actors this node should own
+// ownership is the loop that decides what this node should own by the
+// rendezvous choice: it starts the partition actors this node should own
 // (their start takes the lease), drains the ones it should hand over (which
-// releases the lease), and holds the lease of every group coordinator slot
-// it should own. Everything but view and slotDeadline is owned by the
-// loop's goroutine.
+// releases the lease), and passes each view to the lease owner, which takes
+// and gives back the group coordinator slots (see leases.go). It holds no
+// lease itself. Everything but view is owned by the loop's goroutine.
 type ownership struct {
-	b    *Broker
-	o    ClusterOptions
-	view atomic.Pointer[ClusterView]
-	// slotDeadline is, per slot, when our lease ends by our own clock
-	// (unix nanoseconds), or 0 if the slot is not ours. Written only by
-	// the loop; read by OwnsSlot from any goroutine.
-	slotDeadline []atomic.Int64
-	// slotEpoch is, per slot, the epoch of our lease while we hold it.
-	// Written by the loop before slotDeadline; read by SlotFence.
-	slotEpoch   []atomic.Int64
-	slotRenewAt []time.Time
-	moving      map[meta.PartitionKey]bool // drains this loop asked for
-	failing     bool                       // the last poll failed (log once)
+	b       *Broker
+	o       ClusterOptions
+	view    atomic.Pointer[ClusterView]
+	moving  map[meta.PartitionKey]bool // drains this loop asked for
+	failing bool                       // the last poll failed (log once)
 
 	kick chan struct{} // a poll is wanted now (buffered, 1)
 	stop chan struct{}
@@ -184,15 +176,12 @@ func (b *Broker) StartCluster(o ClusterOptions) error {
 		o.MaxMovesPerPoll = d.MaxMovesPerPoll
 	}
 	c := &ownership{
-		b:            b,
-		o:            o,
-		slotDeadline: make([]atomic.Int64, o.Slots),
-		slotEpoch:    make([]atomic.Int64, o.Slots),
-		slotRenewAt:  make([]time.Time, o.Slots),
-		moving:       map[meta.PartitionKey]bool{},
-		kick:         make(chan struct{}, 1),
-		stop:         make(chan struct{}),
-		done:         make(chan struct{}),
+		b:      b,
+		o:      o,
+		moving: map[meta.PartitionKey]bool{},
+		kick:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	c.view.Store(&ClusterView{Self: o.Self.ID, Nodes: []meta.Node{o.Self}, byID: map[string]int{o.Self.ID: 0}, At: time.Now()})
 	if !b.cluster.CompareAndSwap(nil, c) {
@@ -246,15 +235,17 @@ func (b *Broker) kickCluster() {
 	}
 }
 
-// LocalLeader reports whether a ready partition actor of this node holds
-// the lease of partition p of the topic, and its epoch. It is fresher than
-// the cluster view, which lags by up to one poll.
+// LocalLeader reports whether a serving partition actor of this node holds
+// the lease of partition p of the topic, unexpired by our clock, and its
+// epoch. It answers from the lease owner's view, which has a lease before
+// its actor serves under it: fresher than the cluster view, which lags by
+// up to one poll.
 func (b *Broker) LocalLeader(id meta.TopicID, p int32) (epoch int64, ok bool) {
-	v, ok := b.held.Load(meta.PartitionKey{TopicID: id, Partition: p})
-	if !ok {
+	l, ok := b.leases.view.Load().partitions[meta.PartitionKey{TopicID: id, Partition: p}]
+	if !ok || !l.live(time.Now()) {
 		return 0, false
 	}
-	return v.(int64), true
+	return l.epoch, true
 }
 
 // SlotFence is the fence for a group coordinator's metadata writes in
@@ -265,23 +256,31 @@ func (b *Broker) SlotFence(s int) (f meta.Fence, ok bool) {
 	if c == nil {
 		return meta.Fence{}, true
 	}
-	if !b.OwnsSlot(s) {
+	l, ok := b.ownSlot(s)
+	if !ok {
 		return meta.Fence{}, false
 	}
-	return meta.Fence{Resource: meta.SlotResource(s), Owner: b.owner, Epoch: c.slotEpoch[s].Load()}, true
+	return meta.Fence{Resource: meta.SlotResource(s), Owner: b.owner, Epoch: l.epoch}, true
 }
 
 // OwnsSlot reports whether this node coordinates group slot s now (always
 // true without a cluster). It is GroupOptions.OwnsSlot in a cluster.
 func (b *Broker) OwnsSlot(s int) bool {
-	c := b.cluster.Load()
-	if c == nil {
+	if b.cluster.Load() == nil {
 		return true
 	}
-	if s < 0 || s >= len(c.slotDeadline) {
-		return false
+	_, ok := b.ownSlot(s)
+	return ok
+}
+
+// ownSlot is slot s's lease as the lease owner last published it, if this
+// node holds it unexpired by our clock.
+func (b *Broker) ownSlot(s int) (ownLease, bool) {
+	slots := b.leases.view.Load().slots
+	if s < 0 || s >= len(slots) || !slots[s].live(time.Now()) {
+		return ownLease{}, false
 	}
-	return time.Now().UnixNano() < c.slotDeadline[s].Load()
+	return slots[s], true
 }
 
 // mayStart reports whether a request for a partition with no running actor
@@ -292,18 +291,18 @@ func (b *Broker) OwnsSlot(s int) bool {
 func (c *ownership) mayStart(id meta.TopicID, p int32) bool {
 	v := c.view.Load()
 	res := meta.PartitionResource(id, p)
-	if c.heldByOther(v, res) {
+	if v.heldByOther(res, c.b.owner) {
 		return false
 	}
 	d := v.Desired(res)
 	return d == v.Self || d == ""
 }
 
-// heldByOther reports whether another process (another node, or an
-// earlier run of this one) holds resource's lease unexpired in view v.
-func (c *ownership) heldByOther(v *ClusterView, res string) bool {
+// heldByOther reports whether a process other than owner (another node,
+// or an earlier run of this one) holds resource's lease unexpired in v.
+func (v *ClusterView) heldByOther(res, owner string) bool {
 	l, ok := v.leases[res]
-	return ok && l.Owner != c.b.owner && time.Now().Before(l.ExpiresAt)
+	return ok && l.Owner != owner && time.Now().Before(l.ExpiresAt)
 }
 
 func (c *ownership) loop() {
@@ -313,7 +312,6 @@ func (c *ownership) loop() {
 	for {
 		select {
 		case <-c.stop:
-			c.releaseSlots()
 			return
 		case <-t.C:
 			c.poll()
@@ -323,10 +321,14 @@ func (c *ownership) loop() {
 	}
 }
 
-// close stops the loop and releases the slot leases it holds.
+// close stops the loop, then has the lease owner release the slot leases;
+// the groups were closed before the broker.
 func (c *ownership) close() {
 	close(c.stop)
 	<-c.done
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c.b.leases.releaseAllSlots(ctx)
 }
 
 // poll reads the cluster, publishes a new view and acts on it.
@@ -339,7 +341,6 @@ func (c *ownership) poll() {
 			c.b.opts.Logger.Warn("cluster poll failed; keeping the last view", "err", err)
 		}
 		c.failing = true
-		c.expireSlots()
 		return
 	}
 	if c.failing {
@@ -350,7 +351,9 @@ func (c *ownership) poll() {
 	c.b.metrics.clusterNodes.Set(float64(len(v.Nodes)))
 	c.b.syncTopics(ctx, topics)
 	c.placePartitions(v, topics)
-	c.placeSlots(ctx, v)
+	if c.o.Slots > 0 {
+		c.b.leases.mb.tell(&slotPlan{view: v})
+	}
 }
 
 func (c *ownership) read(ctx context.Context) (*ClusterView, []meta.Topic, error) {
@@ -407,95 +410,6 @@ func (c *ownership) placePartitions(v *ClusterView, topics []meta.Topic) {
 				c.moving[key] = true
 				c.b.opts.Logger.Info("handing partition over", "topic", t.Name, "partition", p, "to", desired)
 				c.b.registry.tell(&drainOne{key: key})
-			}
-		}
-	}
-}
-
-// placeSlots takes, renews and gives up group coordinator slot leases.
-func (c *ownership) placeSlots(ctx context.Context, v *ClusterView) {
-	ttl := c.b.opts.LeaseTTL
-	for s := range c.o.Slots {
-		res := meta.SlotResource(s)
-		desired := v.Desired(res)
-		mine := c.ownsSlot(s)
-		switch {
-		case mine && desired != v.Self && desired != "":
-			c.loseSlot(ctx, s, true)
-		case mine && !time.Now().Before(c.slotRenewAt[s]):
-			asked := time.Now()
-			_, err := c.b.meta.RenewLease(ctx, res, c.b.owner, c.slotEpoch[s].Load(), ttl)
-			switch {
-			case err == nil:
-				c.slotDeadline[s].Store(asked.Add(ttl).UnixNano())
-				c.slotRenewAt[s] = asked.Add(ttl / 3)
-			case errors.Is(err, meta.ErrFenced):
-				c.b.opts.Logger.Warn("group slot lease lost", "slot", s)
-				c.loseSlot(ctx, s, false)
-			default:
-				c.b.opts.Logger.Warn("group slot lease renewal failed; retrying", "slot", s, "err", err)
-			}
-		case !mine && desired == v.Self:
-			if c.heldByOther(v, res) {
-				continue // still held by its previous owner
-			}
-			asked := time.Now()
-			l, err := c.b.meta.AcquireLease(ctx, res, c.b.owner, ttl)
-			if err != nil {
-				if !errors.Is(err, meta.ErrLeaseHeld) {
-					c.b.opts.Logger.Warn("acquire group slot lease", "slot", s, "err", err)
-				}
-				continue
-			}
-			c.slotEpoch[s].Store(l.Epoch)
-			c.slotRenewAt[s] = asked.Add(ttl / 3)
-			c.slotDeadline[s].Store(asked.Add(ttl).UnixNano())
-			c.b.opts.Logger.Debug("group slot acquired", "slot", s, "epoch", l.Epoch)
-		}
-	}
-	c.expireSlots()
-}
-
-func (c *ownership) ownsSlot(s int) bool {
-	return time.Now().UnixNano() < c.slotDeadline[s].Load()
-}
-
-// expireSlots gives up, without releasing, the slots whose lease ran out by
-// our clock: renewals failed for a whole TTL and another node may own them.
-func (c *ownership) expireSlots() {
-	now := time.Now().UnixNano()
-	for s := range c.slotDeadline {
-		if d := c.slotDeadline[s].Load(); d != 0 && now >= d {
-			c.b.opts.Logger.Warn("group slot lease expired", "slot", s)
-			c.loseSlot(context.Background(), s, false)
-		}
-	}
-}
-
-// loseSlot stops coordinating slot s: OwnsSlot turns false first, then the
-// slot's groups unload (finishing their writes), then the lease is released
-// so the next owner need not wait for it to expire.
-func (c *ownership) loseSlot(ctx context.Context, s int, release bool) {
-	c.slotDeadline[s].Store(0)
-	if c.o.OnSlotLost != nil {
-		c.o.OnSlotLost(s)
-	}
-	if release {
-		if err := c.b.meta.ReleaseLease(ctx, meta.SlotResource(s), c.b.owner, c.slotEpoch[s].Load()); err != nil {
-			c.b.opts.Logger.Warn("release group slot lease", "slot", s, "err", err)
-		}
-	}
-}
-
-// releaseSlots releases every slot lease at shutdown; the groups were
-// closed before the broker.
-func (c *ownership) releaseSlots() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for s := range c.slotDeadline {
-		if c.slotDeadline[s].Swap(0) != 0 {
-			if err := c.b.meta.ReleaseLease(ctx, meta.SlotResource(s), c.b.owner, c.slotEpoch[s].Load()); err != nil {
-				c.b.opts.Logger.Warn("release group slot lease", "slot", s, "err", err)
 			}
 		}
 	}

@@ -38,7 +38,6 @@ type (
 		lease     meta.Lease
 		part      meta.Partition
 		producers []meta.ProducerState
-		deadline  time.Time
 		err       error
 	}
 	lingerExpired struct{ gen uint64 }
@@ -88,13 +87,10 @@ type partition struct {
 	phase partitionPhase
 	stash []Request // requests that arrived while starting or recovering
 
+	// lease is the lease the actor writes under. The node's lease owner
+	// renews it and keeps its deadline, and sends leaseLost when it is
+	// gone.
 	lease meta.Lease
-	// leaseDeadline is when our lease expires if no renewal succeeds, by our
-	// own clock, measured from before the request that granted it: past it
-	// we stop, even if the database has not fenced us yet.
-	leaseDeadline time.Time
-	// acquiredAt is when the request that granted the lease started.
-	acquiredAt time.Time
 	// resource is the partition's lease resource name.
 	resource string
 
@@ -235,8 +231,11 @@ func (p *partition) Receive(ctx actor.Context) {
 		if p.phase == phaseRecovering {
 			p.reload()
 		}
-	case *leaseSweep:
-		p.onLeaseSweep(m)
+	case *leaseLost:
+		if p.phase != phaseStopped {
+			p.log.Warn(m.why+"; stopping partition", "epoch", p.lease.Epoch)
+			p.stop(fmt.Errorf("%w: %s", ErrNotOwner, m.why))
+		}
 	case *parkExpired:
 		p.expirePark(m.r)
 	case *logStartMoved:
@@ -312,7 +311,8 @@ func (p *partition) io(fn func(ctx context.Context)) {
 	}()
 }
 
-// start acquires the lease and loads committed state, off the actor.
+// start acquires the lease, loads committed state and registers the lease
+// with the node's lease owner, off the actor.
 func (p *partition) start() {
 	var err error
 	p.set, err = p.b.TopicSettings(p.topic)
@@ -322,17 +322,30 @@ func (p *partition) start() {
 	}
 	// The I/O goroutine gets copies: a topic change may rewrite p.topic
 	// on the actor meanwhile.
-	id, part, resource := p.topic.ID, p.id, p.resource
+	id, part, resource, key, mb := p.topic.ID, p.id, p.resource, p.key, p.mb
 	p.io(func(ctx context.Context) {
 		var m started
 		asked := time.Now()
 		m.lease, m.err = p.b.meta.AcquireLease(ctx, resource, p.b.owner, p.b.opts.LeaseTTL)
-		m.deadline = asked.Add(p.b.opts.LeaseTTL)
-		if m.err == nil {
-			m.part, m.err = p.b.meta.Partition(ctx, id, part)
+		if m.err != nil {
+			p.send(&m)
+			return
 		}
+		m.part, m.err = p.b.meta.Partition(ctx, id, part)
 		if m.err == nil {
 			m.producers, m.err = p.b.meta.Producers(ctx, id, part)
+		}
+		if m.err == nil {
+			// Published before the actor serves: a client that
+			// LocalLeader sends here finds it serving.
+			m.err = p.b.leases.hold(ctx, key, mb, m.lease, asked)
+		}
+		if m.err != nil {
+			// The actor will stop without ever holding it: let the next
+			// owner have it now rather than after the TTL.
+			if err := p.b.meta.ReleaseLease(ctx, resource, m.lease.Owner, m.lease.Epoch); err != nil {
+				p.log.Warn("release lease after a failed start", "err", err)
+			}
 		}
 		p.send(&m)
 	})
@@ -341,11 +354,14 @@ func (p *partition) start() {
 func (p *partition) onStarted(m *started) {
 	if m.err != nil {
 		err := m.err
-		if errors.Is(err, meta.ErrLeaseHeld) || errors.Is(err, meta.ErrFenced) {
+		switch {
+		case errors.Is(err, meta.ErrLeaseHeld) || errors.Is(err, meta.ErrFenced):
 			err = fmt.Errorf("%w: %v", ErrNotOwner, m.err)
-		} else if errors.Is(err, meta.ErrNotFound) {
+		case errors.Is(err, meta.ErrNotFound):
 			err = fmt.Errorf("%w: %v", ErrUnknownPartition, m.err)
-		} else {
+		case errors.Is(err, ErrNotOwner) || errors.Is(err, ErrShuttingDown):
+			// the lease owner refused the lease: it says why
+		default:
 			err = fmt.Errorf("%w: start partition: %v", ErrStorage, m.err)
 		}
 		p.log.Warn("partition failed to start", "err", m.err)
@@ -353,9 +369,6 @@ func (p *partition) onStarted(m *started) {
 		return
 	}
 	p.lease = m.lease
-	p.b.held.Store(p.key, m.lease.Epoch)
-	p.leaseDeadline = m.deadline
-	p.acquiredAt = m.deadline.Add(-p.b.opts.LeaseTTL)
 	p.applyCommitted(m.part, m.producers)
 	p.phase = phaseReady
 	p.log.Debug("partition started", "epoch", p.lease.Epoch, "next", p.next, "log_start", p.logStart)
@@ -383,43 +396,13 @@ func (p *partition) replayStash() {
 
 func (p *partition) epoch32() int32 { return int32(p.lease.Epoch) }
 
-// onLeaseSweep applies the node's latest batch renewal (see leaseLoop): a
-// renewed lease moves the deadline on; a lease held since before the
-// renewal ran but missing from it was lost, and the actor stops at once;
-// and whatever happened, an actor past its deadline stops before the
-// database has to fence it.
-func (p *partition) onLeaseSweep(m *leaseSweep) {
-	if p.phase == phaseStarting || p.phase == phaseStopped {
-		return
-	}
-	if m.err == nil {
-		epoch, ok := m.renewed[p.resource]
-		switch {
-		case ok && epoch == p.lease.Epoch:
-			if d := m.asked.Add(p.b.opts.LeaseTTL); d.After(p.leaseDeadline) {
-				p.leaseDeadline = d
-			}
-		case p.acquiredAt.Before(m.asked):
-			p.log.Warn("lease lost; stopping partition", "epoch", p.lease.Epoch)
-			p.stop(fmt.Errorf("%w: lease lost", ErrNotOwner))
-			return
-		}
-	}
-	if time.Now().After(p.leaseDeadline) {
-		// Renewals have failed for a whole TTL: another node may own the
-		// partition now.
-		p.log.Warn("lease expired without renewal; stopping partition", "epoch", p.lease.Epoch, "err", m.err)
-		p.stop(fmt.Errorf("%w: lease expired", ErrNotOwner))
-	}
-}
-
 // stop fails everything the actor holds with err and stops it at once.
 func (p *partition) stop(err error) {
 	if p.phase == phaseStopped {
 		return
 	}
 	p.phase = phaseStopped
-	p.b.held.Delete(p.key)
+	p.b.leases.drop(p.key, p.mb)
 	p.failAll(err)
 	p.retire()
 }
@@ -508,7 +491,7 @@ func (p *partition) startDrain() {
 		return
 	}
 	p.phase = phaseDraining
-	p.b.held.Delete(p.key) // stop advertising it as led from here
+	p.b.leases.quiet(p.key, p.mb) // stop advertising it as led from here
 	p.unparkAll(func(f *Fetch) { p.answerFetch(f, nil) })
 	if p.buf.Len() > 0 {
 		p.lingering = false
@@ -522,7 +505,9 @@ func (p *partition) maybeFinishDrain() {
 		return
 	}
 	p.phase = phaseStopped
-	p.b.held.Delete(p.key)
+	// Forgotten before it is released: a new actor of this partition
+	// registers only after taking the lease again.
+	p.b.leases.drop(p.key, p.mb)
 	p.dropFlushes(true)
 	lease, resource := p.lease, p.resource
 	p.io(func(ctx context.Context) {
