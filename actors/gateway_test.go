@@ -130,7 +130,8 @@ func TestGatewayServesTypedRequests(t *testing.T) {
 // TestGatewayBackpressure fills a gateway bounded to one request with a
 // parked long poll and checks the next request is refused, unacted.
 func TestGatewayBackpressure(t *testing.T) {
-	b := startBroker(t, embedded(t), testOptions("gw"))
+	opts := testOptions("gw")
+	b := startBroker(t, embedded(t), opts)
 	gw, err := actors.SpawnGateway(b, actors.RemoteConfig{MaxInflight: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +139,8 @@ func TestGatewayBackpressure(t *testing.T) {
 	tp := createTopic(t, b, "gw-bp", 1, nil)
 	root := b.ActorSystem().Root
 	parked := root.RequestFuture(gw, &partitionpb.FetchRequest{Ref: refOf(tp, 0), MaxBytes: 1 << 20, MaxWaitNanos: int64(2 * time.Second), TimeoutNanos: int64(5 * time.Second)}, 10*time.Second)
-	time.Sleep(100 * time.Millisecond)
+	// Parked in the partition, so the gateway holds it.
+	waitGauge(t, opts, "morax_parked_readers", 1)
 	ar := ask(t, b, gw, &partitionpb.AppendRequest{Ref: refOf(tp, 0), Batches: batchOf(t, "x"), ExpectedOffset: -1, TimeoutNanos: int64(time.Second)}).(*partitionpb.AppendReply)
 	err = actors.RemoteErrorForTest(ar.GetError())
 	if !errors.Is(err, actors.ErrBackpressure) {
