@@ -10,8 +10,9 @@ import (
 	"github.com/morax-dev/morax/actors"
 )
 
-// gauge reads a gauge of the node's registry by name.
-func gauge(t *testing.T, opts actors.Options, name string) float64 {
+// metric reads a gauge or counter of the node's registry by name (the
+// first series of it).
+func metric(t *testing.T, opts actors.Options, name string) float64 {
 	t.Helper()
 	mfs, err := opts.Metrics.(prometheus.Gatherer).Gather()
 	if err != nil {
@@ -19,11 +20,25 @@ func gauge(t *testing.T, opts actors.Options, name string) float64 {
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetGauge().GetValue()
+			m := mf.GetMetric()[0]
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue()
+			}
+			return m.GetCounter().GetValue()
 		}
 	}
 	t.Fatalf("%s not registered", name)
 	return 0
+}
+
+// gauge and counter read a metric of the node's registry by name.
+func gauge(t *testing.T, opts actors.Options, name string) float64 {
+	t.Helper()
+	return metric(t, opts, name)
+}
+func counter(t *testing.T, opts actors.Options, name string) float64 {
+	t.Helper()
+	return metric(t, opts, name)
 }
 
 // waitGauge polls a gauge until it equals want.

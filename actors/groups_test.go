@@ -789,22 +789,6 @@ func TestGroupMembersThatDoNotSyncAreRemoved(t *testing.T) {
 	}
 }
 
-// counter reads a counter of the node's registry by name.
-func counter(t *testing.T, opts actors.Options, name string) float64 {
-	t.Helper()
-	mfs, err := opts.Metrics.(prometheus.Gatherer).Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("%s not registered", name)
-	return 0
-}
-
 // answers collects the answers to one request, to check there is exactly
 // one.
 type answers[R any] chan R

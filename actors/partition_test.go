@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/morax-dev/morax/actors"
 	"github.com/morax-dev/morax/persistence/meta"
@@ -449,17 +448,7 @@ func faultyFail(f *objstoretest.Faulty, fail bool) {
 // bufferedBytes reads the node's morax_buffered_bytes gauge.
 func bufferedBytes(t *testing.T, opts actors.Options) float64 {
 	t.Helper()
-	mfs, err := opts.Metrics.(prometheus.Gatherer).Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == "morax_buffered_bytes" {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	t.Fatal("morax_buffered_bytes not registered")
-	return 0
+	return metric(t, opts, "morax_buffered_bytes")
 }
 
 func countObjects(t *testing.T, be backend) int {

@@ -515,15 +515,7 @@ func TestPipelinedRequestsAreBounded(t *testing.T) {
 	for i := range 12 {
 		var req kmsg.Request
 		if i < 8 {
-			f := kmsg.NewPtrFetchRequest()
-			f.Version, f.MaxWaitMillis, f.MinBytes, f.MaxBytes, f.SessionEpoch = 12, 800, 1, 1<<20, -1
-			rt := kmsg.NewFetchRequestTopic()
-			rt.Topic = topic
-			rp := kmsg.NewFetchRequestTopicPartition()
-			rp.PartitionMaxBytes = 1 << 20
-			rt.Partitions = append(rt.Partitions, rp)
-			f.Topics = append(f.Topics, rt)
-			req = f
+			req = fetchReq(topic, 800*time.Millisecond, 1, 1<<20, 1<<20, 0)
 		} else {
 			req = kmsg.NewPtrApiVersionsRequest()
 		}
