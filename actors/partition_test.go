@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/morax-dev/morax/actors"
 	"github.com/morax-dev/morax/persistence/meta"
 	"github.com/morax-dev/morax/persistence/objstore"
