@@ -136,8 +136,15 @@ func TestLeasesExpireWhenRenewalsFail(t *testing.T) {
 		be.meta = failing
 		var mu sync.Mutex
 		unloaded := map[int]time.Time{}
-		var b *actors.Broker
+		// The callback may run while the node starts (a slot handed back
+		// as ownership settles), before b is known: only unloads after the
+		// renewals fail count, and they come after b is set.
+		var node atomic.Pointer[actors.Broker]
 		onLost := func(s int) {
+			b := node.Load()
+			if b == nil || !failing.armed.Load() {
+				return
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if b.OwnsSlot(s) {
@@ -146,6 +153,7 @@ func TestLeasesExpireWhenRenewalsFail(t *testing.T) {
 			unloaded[s] = time.Now()
 		}
 		o, b, tp := startLeaseNode(t, be, "x1", ttl, slots, 2, onLost)
+		node.Store(b)
 		armed := time.Now()
 		failing.armed.Store(true)
 		// The last renewal that succeeded was asked before armed; allow for
