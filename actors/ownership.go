@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"github.com/asynkron/protoactor-go/actor"
+
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -130,23 +132,46 @@ func rendezvousScore(node, resource string) uint64 {
 	return h
 }
 
-// ownership is the loop that decides what this node should own by the
-// rendezvous choice: it starts the partition actors this node should own
-// (their start takes the lease), drains the ones it should hand over (which
-// releases the lease), and passes each view to the lease owner, which takes
-// and gives back the group coordinator slots (see leases.go). It holds no
-// lease itself. Everything but view is owned by the loop's goroutine.
+// ownership decides what this node should own by the rendezvous choice:
+// it starts the partition actors this node should own (their start takes
+// the lease), drains the ones it should hand over (which releases the
+// lease), and passes each view to the lease owner, which takes and gives
+// back the group coordinator slots (see leases.go). It holds no lease
+// itself.
+//
+// It is an actor behind the "ownership" mailbox, like the node's other
+// owners. A poll reads the cluster off the actor (one at a time) and
+// comes back as a message; the next poll is armed when one ends, sooner
+// when a kick asks for it. Every field below view is touched only on the
+// actor's goroutine; view is published for readers anywhere.
 type ownership struct {
-	b       *Broker
-	o       ClusterOptions
-	view    atomic.Pointer[ClusterView]
-	moving  map[meta.PartitionKey]bool // drains this loop asked for
-	failing bool                       // the last poll failed (log once)
+	b    *Broker
+	o    ClusterOptions
+	mb   *mailbox
+	view atomic.Pointer[ClusterView]
 
-	kick chan struct{} // a poll is wanted now (buffered, 1)
-	stop chan struct{}
-	done chan struct{}
+	moving  map[meta.PartitionKey]bool // drains this owner asked for
+	failing bool                       // the last poll failed (log once)
+	reading bool                       // a poll's read is running
+	again   bool                       // a kick came while reading
+	timer   *time.Timer                // the next poll
+	// stopped is closed when the actor has stopped (see close).
+	stopped chan struct{}
 }
+
+// Messages to the ownership actor.
+type (
+	// pollNow asks for a poll now (a tick, or a kick).
+	pollNow struct{}
+	// polled carries a poll's read of the cluster.
+	polled struct {
+		view   *ClusterView
+		topics []meta.Topic
+		err    error
+	}
+	// stopOwnership closes the ownership actor's mailbox.
+	stopOwnership struct{}
+)
 
 // newIncarnation is the random part of this process's lease owner string.
 func newIncarnation() string {
@@ -176,20 +201,71 @@ func (b *Broker) StartCluster(o ClusterOptions) error {
 		o.MaxMovesPerPoll = d.MaxMovesPerPoll
 	}
 	c := &ownership{
-		b:      b,
-		o:      o,
-		moving: map[meta.PartitionKey]bool{},
-		kick:   make(chan struct{}, 1),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		b:       b,
+		o:       o,
+		moving:  map[meta.PartitionKey]bool{},
+		stopped: make(chan struct{}),
 	}
 	c.view.Store(&ClusterView{Self: o.Self.ID, Nodes: []meta.Node{o.Self}, byID: map[string]int{o.Self.ID: 0}, At: time.Now()})
-	if !b.cluster.CompareAndSwap(nil, c) {
+	if b.cluster.Load() != nil {
 		return fmt.Errorf("%w: cluster already started", ErrInvalidArgument)
 	}
-	c.poll()
-	go c.loop()
+	// The first read happens before StartCluster returns, so routes are
+	// known by then; the actor acts on it as on any poll.
+	first := c.read()
+	if first.err == nil {
+		c.view.Store(first.view)
+	}
+	c.reading = true // until the actor has applied first
+	kind := newMailboxKind(b.metrics, "ownership", 0, ErrShuttingDown)
+	if _, err := spawnOwner(b.system.Root, b.system.Root, kind, "ownership", func(mb *mailbox) actor.Actor {
+		c.mb = mb
+		return c
+	}); err != nil {
+		return err
+	}
+	if !b.cluster.CompareAndSwap(nil, c) {
+		c.mb.tell(stopOwnership{})
+		<-c.stopped
+		return fmt.Errorf("%w: cluster already started", ErrInvalidArgument)
+	}
+	c.mb.tell(first)
 	return nil
+}
+
+// Receive implements actor.Actor.
+func (c *ownership) Receive(ctx actor.Context) {
+	if !c.mb.receive(ctx) {
+		return
+	}
+	switch m := ctx.Message().(type) {
+	case pollNow:
+		c.poll()
+	case *polled:
+		c.reading = false
+		c.apply(m)
+		if c.again {
+			c.again = false
+			c.poll()
+			return
+		}
+		c.arm()
+	case stopOwnership:
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+		c.mb.close(ctx)
+	case *actor.Stopped:
+		close(c.stopped)
+	}
+}
+
+// arm schedules the next poll one interval from now.
+func (c *ownership) arm() {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.timer = time.AfterFunc(c.o.Poll, func() { c.mb.tell(pollNow{}) })
 }
 
 // ClusterView is the latest view of the cluster, or nil when the broker
@@ -228,10 +304,7 @@ func (b *Broker) PartitionOwner(id meta.TopicID, p int32) (owner meta.Node, self
 // was created here, so its partitions get owners without waiting a tick).
 func (b *Broker) kickCluster() {
 	if c := b.cluster.Load(); c != nil {
-		select {
-		case c.kick <- struct{}{}:
-		default:
-		}
+		c.mb.tell(pollNow{})
 	}
 }
 
@@ -305,40 +378,35 @@ func (v *ClusterView) heldByOther(res, owner string) bool {
 	return ok && l.Owner != owner && time.Now().Before(l.ExpiresAt)
 }
 
-func (c *ownership) loop() {
-	defer close(c.done)
-	t := time.NewTicker(c.o.Poll)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-t.C:
-			c.poll()
-		case <-c.kick:
-			c.poll()
-		}
-	}
-}
-
-// close stops the loop, then has the lease owner release the slot leases;
-// the groups were closed before the broker.
+// close stops the actor, then has the lease owner release the slot
+// leases; the groups were closed before the broker.
 func (c *ownership) close() {
-	close(c.stop)
-	<-c.done
+	c.mb.tell(stopOwnership{})
+	<-c.stopped
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c.b.leases.releaseAllSlots(ctx)
 }
 
-// poll reads the cluster, publishes a new view and acts on it.
+// poll starts a read of the cluster off the actor, unless one is running;
+// then one more poll follows it.
 func (c *ownership) poll() {
-	ctx, cancel := context.WithTimeout(context.Background(), max(c.o.Poll*4, 2*time.Second))
-	defer cancel()
-	v, topics, err := c.read(ctx)
-	if err != nil {
+	if c.reading {
+		c.again = true
+		return
+	}
+	c.reading = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	go func() { c.mb.tell(c.read()) }()
+}
+
+// apply publishes a poll's view and acts on it.
+func (c *ownership) apply(m *polled) {
+	if m.err != nil {
 		if !c.failing {
-			c.b.opts.Logger.Warn("cluster poll failed; keeping the last view", "err", err)
+			c.b.opts.Logger.Warn("cluster poll failed; keeping the last view", "err", m.err)
 		}
 		c.failing = true
 		return
@@ -347,27 +415,31 @@ func (c *ownership) poll() {
 		c.b.opts.Logger.Info("cluster poll recovered")
 	}
 	c.failing = false
-	c.view.Store(v)
-	c.b.metrics.clusterNodes.Set(float64(len(v.Nodes)))
-	c.b.syncTopics(ctx, topics)
-	c.placePartitions(v, topics)
+	c.view.Store(m.view)
+	c.b.metrics.clusterNodes.Set(float64(len(m.view.Nodes)))
+	c.placePartitions(m.view, m.topics)
 	if c.o.Slots > 0 {
-		c.b.leases.mb.tell(&slotPlan{view: v})
+		c.b.leases.mb.tell(&slotPlan{view: m.view})
 	}
 }
 
-func (c *ownership) read(ctx context.Context) (*ClusterView, []meta.Topic, error) {
+// read reads the cluster: live nodes, leases and topics. It runs off the
+// actor and touches none of its fields; it also brings the topic cache in
+// line with the store (syncTopics), which the catalog guards itself.
+func (c *ownership) read() *polled {
+	ctx, cancel := context.WithTimeout(context.Background(), max(c.o.Poll*4, 2*time.Second))
+	defer cancel()
 	nodes, err := c.b.meta.LiveNodes(ctx, c.o.LiveWithin)
 	if err != nil {
-		return nil, nil, fmt.Errorf("live nodes: %w", err)
+		return &polled{err: fmt.Errorf("live nodes: %w", err)}
 	}
 	leases, err := c.b.meta.Leases(ctx, "")
 	if err != nil {
-		return nil, nil, fmt.Errorf("leases: %w", err)
+		return &polled{err: fmt.Errorf("leases: %w", err)}
 	}
 	topics, err := c.b.meta.ListTopics(ctx, "", "", 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("topics: %w", err)
+		return &polled{err: fmt.Errorf("topics: %w", err)}
 	}
 	v := &ClusterView{Self: c.o.Self.ID, Nodes: nodes, At: time.Now(), byID: make(map[string]int, len(nodes)), leases: make(map[string]meta.Lease, len(leases))}
 	for i, n := range v.Nodes { // ordered by id (meta.Store.LiveNodes)
@@ -378,7 +450,8 @@ func (c *ownership) read(ctx context.Context) (*ClusterView, []meta.Topic, error
 			v.leases[l.Resource] = l
 		}
 	}
-	return v, topics, nil
+	c.b.syncTopics(ctx, topics)
+	return &polled{view: v, topics: topics}
 }
 
 // placePartitions starts the partitions this node should own and drains,
