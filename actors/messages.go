@@ -92,7 +92,12 @@ type FetchResult struct {
 	LogStartOffset int64
 	// LeaderEpoch is the partition's lease epoch.
 	LeaderEpoch int32
-	Err         error
+	// Moving says the partition answered while handing itself over (a
+	// drain): an empty answer then says nothing about the log, and a
+	// caller that can follow the partition (Broker.Fetch) asks its next
+	// owner instead.
+	Moving bool
+	Err    error
 }
 
 func (f *Fetch) fail(err error) {

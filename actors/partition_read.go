@@ -54,7 +54,7 @@ func (p *partition) answerFetch(f *Fetch, data []byte) {
 	p.b.metrics.fetches.Inc()
 	p.b.metrics.fetchBytes.Add(float64(len(data)))
 	if f.Reply != nil {
-		f.Reply(FetchResult{Batches: data, HighWatermark: p.hw, LogStartOffset: p.logStart, LeaderEpoch: p.epoch32()})
+		f.Reply(FetchResult{Batches: data, HighWatermark: p.hw, LogStartOffset: p.logStart, LeaderEpoch: p.epoch32(), Moving: p.phase == phaseDraining})
 	}
 }
 
