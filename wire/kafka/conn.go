@@ -17,6 +17,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/morax-dev/morax/actors"
 )
 
 // A connection runs as three parts:
@@ -61,7 +63,8 @@ type conn struct {
 	nc  net.Conn
 	id  string
 	log *slog.Logger
-	pid *actor.PID
+	// owner is the connection actor's mailbox.
+	owner *actors.Owner
 
 	// ctx ends when the connection is finished or aborted; handlers get it
 	// through requestContext.
@@ -76,7 +79,6 @@ type conn struct {
 	out      chan outFrame
 	stopRead chan struct{} // closed by drain
 	stopOnce sync.Once
-	finished atomic.Bool
 }
 
 // outFrame is a response released to the writer, in request order.
@@ -123,6 +125,8 @@ type (
 	drainExpired struct{}
 	// abortConn drops whatever is still owed and closes the connection.
 	abortConn struct{}
+	// connFinished says the writer is done: the actor closes its mailbox.
+	connFinished struct{}
 )
 
 func newConn(s *Server, nc net.Conn, seq uint64) *conn {
@@ -141,22 +145,24 @@ func newConn(s *Server, nc net.Conn, seq uint64) *conn {
 }
 
 // start spawns the actor and both loops.
-func (c *conn) start() {
+func (c *conn) start() error {
 	state := &connActor{c: c, parked: map[uint64]*answered{}}
-	props := actor.PropsFromProducer(func() actor.Actor { return state })
-	c.pid = c.s.broker.ActorSystem().Root.Spawn(props)
+	// The producer runs inside the spawn, before the actor handles a
+	// message and before either loop starts, so c.owner is set for all.
+	if _, err := c.s.broker.SpawnOwner(c.s.connKind, "kafka-conn-"+c.id, func(o *actors.Owner) actor.Actor {
+		c.owner = o
+		return state
+	}); err != nil {
+		return fmt.Errorf("kafka connection %s: %w", c.id, err)
+	}
 	go c.writeLoop()
 	go c.readLoop()
+	return nil
 }
 
-// send delivers msg to the connection actor unless the connection is
-// finished (its actor is gone, and dead letters are logged noise).
-func (c *conn) send(msg any) {
-	if c.finished.Load() {
-		return
-	}
-	c.s.broker.ActorSystem().Root.Send(c.pid, msg)
-}
+// send delivers msg to the connection actor; once the connection is
+// finished (the actor closed its mailbox) it is dropped.
+func (c *conn) send(msg any) { c.owner.Tell(msg) }
 
 // drain stops reading new requests; the responses owed are still written
 // before the connection closes.
@@ -387,10 +393,9 @@ func (c *conn) writeLoop() {
 // finish runs once the writer is done: everything owed was written (or the
 // connection failed), so the socket, actor and context can go.
 func (c *conn) finish() {
-	c.finished.Store(true)
 	_ = c.nc.Close()
 	c.cancel()
-	c.s.broker.ActorSystem().Root.Stop(c.pid)
+	c.send(connFinished{})
 	c.s.connDone(c)
 }
 
@@ -417,7 +422,12 @@ type connActor struct {
 
 // Receive implements actor.Actor.
 func (a *connActor) Receive(ctx actor.Context) {
+	if !a.c.owner.Receive(ctx) {
+		return
+	}
 	switch m := ctx.Message().(type) {
+	case connFinished:
+		a.c.owner.Close(ctx)
 	case *answered:
 		if _, dup := a.parked[m.seq]; dup || m.seq < a.next {
 			a.c.log.Error("kafka handler responded twice; ignoring the second", "api", m.api)

@@ -117,10 +117,13 @@ func (c Config) withDefaults() Config {
 
 // Server serves Kafka clients on one listener.
 type Server struct {
-	cfg      Config
-	broker   *actors.Broker
-	log      *slog.Logger
-	metrics  *metrics
+	cfg     Config
+	broker  *actors.Broker
+	log     *slog.Logger
+	metrics *metrics
+	// connKind is the owner kind of connection actors, for their
+	// mailboxes' metrics.
+	connKind *actors.OwnerKind
 	handlers map[int16]*apiHandler
 	// selfID is this node's Kafka broker id (BrokerID of its node id).
 	selfID int32
@@ -156,14 +159,15 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:     cfg,
-		broker:  cfg.Broker,
-		log:     cfg.Logger,
-		ctx:     ctx,
-		cancel:  cancel,
-		conns:   map[*conn]struct{}{},
-		metrics: newMetrics(cfg.Metrics),
-		selfID:  BrokerID(cfg.Broker.NodeID()),
+		cfg:      cfg,
+		broker:   cfg.Broker,
+		log:      cfg.Logger,
+		ctx:      ctx,
+		cancel:   cancel,
+		conns:    map[*conn]struct{}{},
+		metrics:  newMetrics(cfg.Metrics),
+		connKind: cfg.Broker.NewOwnerKind("kafka-conn"),
+		selfID:   BrokerID(cfg.Broker.NodeID()),
 	}
 	if err := s.buildHandlers(slices.Concat(ownHandlers(), groupHandlers())); err != nil {
 		cancel()
@@ -363,7 +367,11 @@ func (s *Server) startConn(nc net.Conn) {
 	s.mu.Unlock()
 	s.metrics.connections.Inc()
 	s.metrics.accepted.Inc()
-	c.start()
+	if err := c.start(); err != nil {
+		s.log.Error("kafka connection not started", "err", err)
+		_ = nc.Close()
+		s.connDone(c)
+	}
 }
 
 // connDone unregisters a finished connection.
