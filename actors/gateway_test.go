@@ -40,7 +40,8 @@ func refOf(tp meta.Topic, p int32) *partitionpb.PartitionRef {
 // TestGatewayServesTypedRequests runs each request through the gateway of
 // a node that owns everything (no cluster) and checks the replies.
 func TestGatewayServesTypedRequests(t *testing.T) {
-	b := startBroker(t, embedded(t), testOptions("gw"))
+	opts := testOptions("gw")
+	b := startBroker(t, embedded(t), opts)
 	gw, err := actors.SpawnGateway(b, actors.RemoteConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +83,7 @@ func TestGatewayServesTypedRequests(t *testing.T) {
 	go func() {
 		poll <- ask(t, b, gw, &partitionpb.FetchRequest{Ref: refOf(tp, 0), Offset: 0, MaxBytes: 1 << 20, MaxWaitNanos: int64(5 * time.Second), TimeoutNanos: int64(8 * time.Second)}).(*partitionpb.FetchReply)
 	}()
-	time.Sleep(200 * time.Millisecond)
+	waitGauge(t, opts, "morax_parked_readers", 1)
 	appendOK(t, b, tp, 0, batchOf(t, "late"))
 	select {
 	case fr := <-poll:
