@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -60,12 +59,12 @@ func (b *Broker) Append(ctx context.Context, t meta.Topic, p int32, batches []by
 	return reach(ctx, b, t, p, routed[AppendResult]{
 		what:     "append",
 		isAppend: true,
-		local: func(attempt int, _ time.Duration, reply func(AppendResult)) {
-			bs := batches
-			if attempt > 0 {
-				bs = bytes.Clone(batches) // an earlier attempt's actor may have rewritten the offsets in place
-			}
-			b.Send(t, p, &Append{Batches: bs, ExpectedOffset: expectedOffset, Reply: reply})
+		// Every attempt sends the same bytes. Only a refusal is retried, and
+		// a refused append is held by nobody; the fields an earlier actor
+		// may have rewritten in place (base offset, leader epoch, append
+		// time) are rewritten by the one that accepts it.
+		local: func(_ int, _ time.Duration, reply func(AppendResult)) {
+			b.Send(t, p, &Append{Batches: batches, ExpectedOffset: expectedOffset, Reply: reply})
 		},
 		remote: func(_ int, _, timeout time.Duration, cfg RemoteConfig) (proto.Message, error) {
 			if len(batches) > cfg.MaxMessageBytes-replyHeadroom {

@@ -80,6 +80,37 @@ func spawnTestOwnerHandingBack(t *testing.T, limit int64, hold chan struct{}, ha
 	return mb, owner, m
 }
 
+// floodAcrossClose sends 8×200 probes from 8 goroutines, one of which
+// tells the owner to close its mailbox halfway, and waits for the owner
+// to stop.
+func floodAcrossClose(t *testing.T, mb *mailbox, owner *testOwner, round int) []*probe {
+	t.Helper()
+	const senders, each = 8, 200
+	probes := make([]*probe, senders*each)
+	var wg sync.WaitGroup
+	for s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				p := &probe{}
+				probes[s*each+i] = p
+				mb.request(p)
+				if s == 0 && i == each/2 {
+					mb.tell(closeNow{})
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-owner.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("round %d: the owner did not stop after closing its mailbox", round)
+	}
+	return probes
+}
+
 // TestMailboxAnswersEveryRequestAcrossClose sends requests from many
 // goroutines while the owner closes its mailbox: every request is
 // answered exactly once (served before the close, refused with the kind's
@@ -88,29 +119,7 @@ func spawnTestOwnerHandingBack(t *testing.T, limit int64, hold chan struct{}, ha
 func TestMailboxAnswersEveryRequestAcrossClose(t *testing.T) {
 	for round := range 20 {
 		mb, owner, m := spawnTestOwner(t, 0, nil)
-		const senders, each = 8, 200
-		probes := make([]*probe, senders*each)
-		var wg sync.WaitGroup
-		for s := range senders {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range each {
-					p := &probe{}
-					probes[s*each+i] = p
-					mb.request(p)
-					if s == 0 && i == each/2 {
-						mb.tell(closeNow{})
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		select {
-		case <-owner.done:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("round %d: the owner did not stop after closing its mailbox", round)
-		}
+		probes := floodAcrossClose(t, mb, owner, round)
 		refused := 0
 		for i, p := range probes {
 			if n := p.answers.Load(); n != 1 {
@@ -191,29 +200,7 @@ func TestMailboxHandsBackAfterClose(t *testing.T) {
 			n.(*atomic.Int32).Add(1)
 		}
 		mb, owner, _ := spawnTestOwnerHandingBack(t, 0, nil, handBack)
-		const senders, each = 8, 200
-		probes := make([]*probe, senders*each)
-		var wg sync.WaitGroup
-		for s := range senders {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range each {
-					p := &probe{}
-					probes[s*each+i] = p
-					mb.request(p)
-					if s == 0 && i == each/2 {
-						mb.tell(closeNow{})
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		select {
-		case <-owner.done:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("round %d: the owner did not stop after closing its mailbox", round)
-		}
+		probes := floodAcrossClose(t, mb, owner, round)
 		back := 0
 		for i, p := range probes {
 			served := p.answers.Load()
