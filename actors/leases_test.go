@@ -82,8 +82,11 @@ func TestLeaseRenewalsOneBatch(t *testing.T) {
 		time.Sleep(span)
 		single, batch := counted.single.Load()-single0, counted.batch.Load()-batch0
 		t.Logf("over %v with TTL %v: %d batch renewals, %d single renewals", span, ttl, batch, single)
-		if want := int64(span / (ttl / 3)); batch < want-1 || batch > want+1 {
-			t.Errorf("%d batch renewals in %v, want %d±1 (one per TTL/3)", batch, span, want)
+		// At most one batch per TTL/3: a tick that finds a batch still in
+		// flight (a slow fsync on a loaded machine) is skipped, so fewer is
+		// fine as long as the leases below were kept.
+		if most := int64(span/(ttl/3)) + 1; batch < 1 || batch > most {
+			t.Errorf("%d batch renewals in %v, want 1 to %d (at most one per TTL/3)", batch, span, most)
 		}
 		if single != 0 {
 			t.Errorf("%d single-lease renewals, want none: the batch renews every lease", single)
