@@ -141,8 +141,11 @@ func serve[R any, M proto.Message](g *gateway, c actor.Context, in inbound, fail
 		if n := proto.Size(msg); n > limit-replyHeadroom {
 			msg = encode(failed(fmt.Errorf("the answer (%d bytes) is too large to pass between nodes; read with a smaller max_bytes", n)))
 		}
-		root.Send(sender, msg)
+		// The gateway hears the request is done before the sender hears
+		// the answer: a sender that asks again at once must find the slot
+		// free, not be refused for a request already answered.
 		root.Send(self, gatewayDone{bytes: in.cost})
+		root.Send(sender, msg)
 	}
 	reply := func(r R) { answer(r, false) }
 	switch {
