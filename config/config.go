@@ -54,6 +54,9 @@ type Config struct {
 	Cluster ClusterConfig `toml:"cluster"`
 	// Telemetry sets logging and metrics.
 	Telemetry TelemetryConfig `toml:"telemetry"`
+	// Limits bound what clients may make the cluster create and what one
+	// node takes on, so a single request cannot exhaust a node.
+	Limits LimitsConfig `toml:"limits"`
 }
 
 // ServerConfig groups the metadata store and the two client protocols.
@@ -309,6 +312,49 @@ type MetricsConfig struct {
 	Enabled bool `toml:"enabled"`
 }
 
+// LimitsConfig bounds what clients may create and what one node serves.
+// Without them one CreateTopics request for a million partitions is
+// accepted, and the node then spends everything trying to start them.
+// Every refusal is counted in morax_limit_refusals_total{reason}.
+type LimitsConfig struct {
+	// MaxPartitionsPerTopic bounds the partition count of one topic, at
+	// creation and when it grows; larger counts are refused with
+	// INVALID_PARTITIONS. It must be at least
+	// server.kafka_broker.default_partitions.
+	MaxPartitionsPerTopic int32 `toml:"max_partitions_per_topic"`
+	// MaxClusterPartitions bounds the partitions of all topics together, as
+	// the metadata store counts them; a create or grow past it is refused
+	// with POLICY_VIOLATION (WAL: 403 PermissionDenied). A node checks it
+	// under a lock of its own, so nodes creating at the same moment may
+	// together pass it by what they were creating.
+	MaxClusterPartitions int64 `toml:"max_cluster_partitions"`
+	// MaxNodePartitions bounds the partitions one node serves. Past it the
+	// node starts no more partition actors: requests for the others are
+	// answered as not led here, and a node restarted on data holding more
+	// serves this many and reports how many it refuses (log, metric
+	// morax_partitions_refused, GET /v1/status).
+	MaxNodePartitions int64 `toml:"max_node_partitions"`
+	// MaxTopicsPerRequest bounds the topics one CreateTopics or
+	// CreatePartitions request may name; a larger request is refused whole
+	// with POLICY_VIOLATION.
+	MaxTopicsPerRequest int64 `toml:"max_topics_per_request"`
+	// MaxAutoCreatePerRequest bounds the topics one Metadata request may
+	// auto-create; the others are answered UNKNOWN_TOPIC_OR_PARTITION, as
+	// if auto-creation were off, and a client asking again gets more.
+	MaxAutoCreatePerRequest int64 `toml:"max_auto_create_per_request"`
+	// CreateRate is how many creations per second a node admits, over all
+	// clients: a topic (however made: CreateTopics, auto-creation, WAL
+	// create) or a CreatePartitions growth counts one. Past the burst,
+	// creations are refused with THROTTLING_QUOTA_EXCEEDED and a throttle
+	// time (CreateTopics v6+, CreatePartitions v3+, as KIP-599 does;
+	// POLICY_VIOLATION and a throttle time before), HTTP 429 with
+	// Retry-After for WAL creates.
+	CreateRate int64 `toml:"create_rate"`
+	// CreateBurst is how many creations a node admits at once after a
+	// quiet spell (the token bucket's size).
+	CreateBurst int64 `toml:"create_burst"`
+}
+
 // Default returns the embedded single-node configuration: metadata in SQLite
 // and objects as files, both under ./data, listeners on localhost. It is
 // what `morax start` runs with and no config file, and it validates.
@@ -390,6 +436,26 @@ func Default() Config {
 		Telemetry: TelemetryConfig{
 			Log:     LogConfig{Level: "info", Format: LogFormatText},
 			Metrics: MetricsConfig{Enabled: true},
+		},
+		Limits: LimitsConfig{
+			// Large topics of a few thousand partitions exist; a million
+			// (issue #12, F1) is abuse.
+			MaxPartitionsPerTopic: 2048,
+			// Each partition costs a metadata row, a lease renewed every
+			// lease_ttl/3 and an actor: tens of thousands keep renewals
+			// and the ownership poll well inside their time.
+			MaxClusterPartitions: 50000,
+			MaxNodePartitions:    50000,
+			// Tools create a handful of topics per request; 100 leaves
+			// room for scripted setups.
+			MaxTopicsPerRequest: 100,
+			// A producer asks for the topics it writes to; a score is
+			// plenty, and asking again creates more.
+			MaxAutoCreatePerRequest: 20,
+			// Creation costs metadata writes and partition starts that
+			// share the store with lease renewals (F2): tens per second.
+			CreateRate:  20,
+			CreateBurst: 100,
 		},
 	}
 }

@@ -86,6 +86,13 @@
 //	telemetry.log.format                       MORAX_TELEMETRY_LOG_FORMAT
 //	telemetry.metrics.enabled                  MORAX_TELEMETRY_METRICS_ENABLED
 //	telemetry.pprof_listen_addr                MORAX_TELEMETRY_PPROF_LISTEN_ADDR
+//	limits.max_partitions_per_topic            MORAX_LIMITS_MAX_PARTITIONS_PER_TOPIC
+//	limits.max_cluster_partitions              MORAX_LIMITS_MAX_CLUSTER_PARTITIONS
+//	limits.max_node_partitions                 MORAX_LIMITS_MAX_NODE_PARTITIONS
+//	limits.max_topics_per_request              MORAX_LIMITS_MAX_TOPICS_PER_REQUEST
+//	limits.max_auto_create_per_request         MORAX_LIMITS_MAX_AUTO_CREATE_PER_REQUEST
+//	limits.create_rate                         MORAX_LIMITS_CREATE_RATE
+//	limits.create_burst                        MORAX_LIMITS_CREATE_BURST
 //
 // Values are read as the TOML value would be: durations as above, integers
 // in decimal, booleans as strconv.ParseBool reads them; an empty value sets a
@@ -128,4 +135,7 @@
 //	cluster.poll_interval,
 //	max_moves_per_poll           actors.ClusterOptions (the ownership loop)
 //	telemetry.*                  the logger, /metrics on the WAL listener, pprof
+//	limits.*                     actors.Limits (creation caps and rate, the node's
+//	                             partition cap); the per-request caps are
+//	                             checked by the Kafka server through the broker
 package config

@@ -115,6 +115,9 @@ func TestLoadGoodFiles(t *testing.T) {
 			if c.Server.ShutdownTimeout.Duration() != 15*time.Second || c.Cluster.PollInterval.Duration() != 500*time.Millisecond {
 				t.Errorf("shutdown_timeout = %s, poll_interval = %s", c.Server.ShutdownTimeout, c.Cluster.PollInterval)
 			}
+			if l := c.Limits; l.MaxPartitionsPerTopic != 1000 || l.MaxNodePartitions != 8000 || l.CreateBurst != 40 {
+				t.Errorf("limits = %+v, want the file's values", l)
+			}
 		},
 		"fs-only.toml": func(t *testing.T, c Config) {
 			if c.Storage.Scheme != SchemeFS || c.ObjectsDir() != "/mnt/objects" {

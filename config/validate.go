@@ -116,6 +116,7 @@ func (c Config) validate(src sources) []FieldError {
 	c.checkPartition(ck)
 	c.checkGroup(ck)
 	c.checkCluster(ck)
+	c.checkLimits(ck)
 	ck.positiveDuration("server.shutdown_timeout", c.Server.ShutdownTimeout)
 	if _, ok := parseLevel(c.Telemetry.Log.Level); !ok {
 		ck.add("telemetry.log.level", "%q is not one of %s", c.Telemetry.Log.Level, logLevelList)
@@ -304,6 +305,24 @@ func (c Config) checkCluster(ck *checker) {
 	ck.positive(p+"max_moves_per_poll", cl.MaxMovesPerPoll)
 	if a := c.Telemetry.PprofListenAddr; a != "" {
 		ck.listenAddr("telemetry.pprof_listen_addr", a)
+	}
+}
+
+func (c Config) checkLimits(ck *checker) {
+	l := c.Limits
+	const p = "limits."
+	perTopicOK := ck.positive(p+"max_partitions_per_topic", int64(l.MaxPartitionsPerTopic))
+	clusterOK := ck.positive(p+"max_cluster_partitions", l.MaxClusterPartitions)
+	ck.positive(p+"max_node_partitions", l.MaxNodePartitions)
+	ck.positive(p+"max_topics_per_request", l.MaxTopicsPerRequest)
+	ck.positive(p+"max_auto_create_per_request", l.MaxAutoCreatePerRequest)
+	ck.positive(p+"create_rate", l.CreateRate)
+	ck.positive(p+"create_burst", l.CreateBurst)
+	if perTopicOK && clusterOK && int64(l.MaxPartitionsPerTopic) > l.MaxClusterPartitions {
+		ck.add(p+"max_partitions_per_topic", "%d must be <= limits.max_cluster_partitions (%d), or a topic that size could never be created", l.MaxPartitionsPerTopic, l.MaxClusterPartitions)
+	}
+	if d := c.Server.KafkaBroker.DefaultPartitions; perTopicOK && d > l.MaxPartitionsPerTopic {
+		ck.add(p+"max_partitions_per_topic", "%d must be >= server.kafka_broker.default_partitions (%d), or topics created with the default would be refused", l.MaxPartitionsPerTopic, d)
 	}
 }
 

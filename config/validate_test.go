@@ -58,6 +58,33 @@ func TestValidate(t *testing.T) {
 		}},
 		{name: "caches disabled", edit: func(c *Config) { c.Partition.TailCacheBytes, c.Partition.BlockCacheBytes = 0, 0 }},
 		{name: "node id", edit: func(c *Config) { c.Cluster.NodeID = "node-1.eu_west" }},
+		{name: "limits at their smallest", edit: func(c *Config) {
+			c.Limits = LimitsConfig{MaxPartitionsPerTopic: 1, MaxClusterPartitions: 1, MaxNodePartitions: 1,
+				MaxTopicsPerRequest: 1, MaxAutoCreatePerRequest: 1, CreateRate: 1, CreateBurst: 1}
+		}},
+		{
+			name: "limits not positive",
+			edit: func(c *Config) {
+				c.Limits = LimitsConfig{MaxPartitionsPerTopic: 1, MaxClusterPartitions: 1}
+			},
+			wants: []string{
+				"limits.max_node_partitions: must be > 0 (got 0)",
+				"limits.max_topics_per_request: must be > 0 (got 0)",
+				"limits.max_auto_create_per_request: must be > 0 (got 0)",
+				"limits.create_rate: must be > 0 (got 0)",
+				"limits.create_burst: must be > 0 (got 0)",
+			},
+		},
+		{
+			name:  "per-topic cap below the default partition count",
+			edit:  func(c *Config) { c.Server.KafkaBroker.DefaultPartitions, c.Limits.MaxPartitionsPerTopic = 8, 4 },
+			wants: []string{"limits.max_partitions_per_topic: 4 must be >= server.kafka_broker.default_partitions (8)"},
+		},
+		{
+			name:  "per-topic cap above the cluster cap",
+			edit:  func(c *Config) { c.Limits.MaxPartitionsPerTopic, c.Limits.MaxClusterPartitions = 100, 10 },
+			wants: []string{"limits.max_partitions_per_topic: 100 must be <= limits.max_cluster_partitions (10)"},
+		},
 		{
 			name:  "s3 missing bucket",
 			base:  validS3,
