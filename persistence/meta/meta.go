@@ -232,6 +232,10 @@ type Store interface {
 	DeleteTopic(ctx context.Context, name string) (keys []string, err error)
 	// SetTopicConfig replaces a topic's config overrides.
 	SetTopicConfig(ctx context.Context, name string, config map[string]string) error
+	// PartitionCount returns the partitions of all topics together, the
+	// figure the cluster's partition cap (limits.max_cluster_partitions)
+	// is checked against.
+	PartitionCount(ctx context.Context) (int64, error)
 	// AddPartitions grows a topic to total partitions. It never shrinks:
 	// total below the current count is ErrInvalid, total equal to it is a
 	// no-op (so a retried request succeeds).

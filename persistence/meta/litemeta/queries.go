@@ -25,6 +25,10 @@ WITH RECURSIVE g (n) AS (SELECT ?2 UNION ALL SELECT n + 1 FROM g WHERE n + 1 < ?
 INSERT INTO partitions (topic_id, partition)
 SELECT ?1, n FROM g WHERE n < ?3`
 
+	// qPartitionCount reads the topics' counts, not the partitions
+	// table: one row per topic rather than per partition.
+	qPartitionCount = `SELECT COALESCE(SUM(partitions), 0) FROM topics`
+
 	qTopicByName = `SELECT ` + topicColumns + ` FROM topics WHERE name = ?1`
 	qTopicByID   = `SELECT ` + topicColumns + ` FROM topics WHERE id = ?1`
 

@@ -115,6 +115,15 @@ func (s *Store) ListTopics(ctx context.Context, prefix, after string, limit int)
 	return topics, nil
 }
 
+// PartitionCount implements meta.Store.
+func (s *Store) PartitionCount(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.r.QueryRowContext(ctx, qPartitionCount).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count partitions: %w", err)
+	}
+	return n, nil
+}
+
 // topicForUpdate returns a topic's id and partition count, or ErrNotFound.
 // Inside a write transaction the row cannot change until it ends.
 func topicForUpdate(ctx context.Context, tx *sql.Tx, name string) (meta.TopicID, int32, error) {

@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"TopicDelete", testTopicDelete},
 		{"TopicConfig", testTopicConfig},
 		{"AddPartitions", testAddPartitions},
+		{"PartitionCount", testPartitionCount},
 		{"LeaseAcquireRenewRelease", testLeaseAcquireRenewRelease},
 		{"LeaseExpiry", testLeaseExpiry},
 		{"LeaseList", testLeaseList},

@@ -295,3 +295,26 @@ func testAddPartitions(t *testing.T, s meta.Store) {
 		t.Fatalf("partitions after refused shrink: %d", got.Partitions)
 	}
 }
+
+// PartitionCount follows creates, growths and deletes: it is what the
+// cluster's partition cap is checked against.
+func testPartitionCount(t *testing.T, s meta.Store) {
+	ctx := ctxFor(t)
+	count := func(want int64, when string) {
+		t.Helper()
+		n, err := s.PartitionCount(ctx)
+		must(t, err, "count "+when)
+		if n != want {
+			t.Fatalf("partition count %s = %d, want %d", when, n, want)
+		}
+	}
+	count(0, "of an empty store")
+	createTopic(t, s, "a", 3)
+	createTopic(t, s, "b", 1)
+	count(4, "after two creates")
+	must(t, s.AddPartitions(ctx, "a", 5), "grow")
+	count(6, "after a growth")
+	_, err := s.DeleteTopic(ctx, "b")
+	must(t, err, "delete")
+	count(5, "after a delete")
+}

@@ -20,6 +20,10 @@ WITH t AS (
 )
 SELECT created_at FROM t`
 
+	// qPartitionCount reads the topics' counts, not the partitions
+	// table: one row per topic rather than per partition.
+	qPartitionCount = `SELECT COALESCE(SUM(partitions), 0) FROM topics`
+
 	qTopicByName = `SELECT ` + topicColumns + ` FROM topics WHERE name = $1`
 	qTopicByID   = `SELECT ` + topicColumns + ` FROM topics WHERE id = $1`
 

@@ -107,6 +107,15 @@ func (s *Store) ListTopics(ctx context.Context, prefix, after string, limit int)
 	return topics, nil
 }
 
+// PartitionCount implements meta.Store.
+func (s *Store) PartitionCount(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, qPartitionCount).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count partitions: %w", err)
+	}
+	return n, nil
+}
+
 // sqlLimit maps "limit <= 0 means all" to a NULL LIMIT.
 func sqlLimit(limit int) any {
 	if limit <= 0 {
