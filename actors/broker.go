@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -35,6 +36,9 @@ type Broker struct {
 	// registry actor writes it; everyone may read it to skip a hop through
 	// the registry.
 	pids sync.Map // meta.PartitionKey -> *mailbox
+	// running is how many partition actors run, as the registry last
+	// published it (for Health).
+	running atomic.Int64
 	// leases is the node's lease owner (leases.go): it holds and renews
 	// every lease of this process, and its published view answers which
 	// partitions and slots this node leads.
@@ -84,6 +88,9 @@ func New(opts Options, store meta.Store, objects objstore.Store) (*Broker, error
 		log:      opts.Logger,
 		validate: b.ValidateTopicConfig,
 		created:  b.kickCluster,
+		limits:   opts.Limits,
+		refuse:   b.refuseLimit,
+		bucket:   newTokenBucket(opts.Limits.CreateRate, opts.Limits.CreateBurst, time.Now()),
 		byName:   map[string]meta.Topic{},
 		byID:     map[meta.TopicID]meta.Topic{},
 	}

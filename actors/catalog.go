@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -27,6 +28,21 @@ type catalog struct {
 	// created is called after a topic is created or grows, so ownership
 	// places its partitions without waiting for its next poll.
 	created func()
+	// limits are the creation caps and rate; refuse counts a refusal by
+	// one of them (Broker.refuseLimit) and returns its error.
+	limits Limits
+	refuse func(reason string, err error) error
+
+	// admit serializes this node's creations and growths from the count
+	// of the cluster's partitions to the write, so two of them cannot
+	// both pass the cap on the same count. Creations are rate-limited, so
+	// holding it across the store calls costs little. Nodes do not share
+	// it: concurrent creations on several nodes may pass the cap by what
+	// they create together.
+	admit sync.Mutex
+	// rateMu guards bucket, the node's creation token bucket.
+	rateMu sync.Mutex
+	bucket *tokenBucket
 
 	// mu guards byName and byID. Every topic change made through this
 	// catalog updates them; other nodes' changes arrive when an entry is
@@ -37,10 +53,16 @@ type catalog struct {
 	byID   map[meta.TopicID]meta.Topic
 }
 
-// CreateTopic creates a topic. ID and CreatedAt are filled in.
+// CreateTopic creates a topic. ID and CreatedAt are filled in. It is
+// refused with ErrTooManyPartitions past the per-topic cap, ErrThrottled
+// when the node's creation rate is used up, and ErrLimitReached when the
+// cluster would hold more partitions than its cap.
 func (c *catalog) CreateTopic(ctx context.Context, t meta.Topic) (meta.Topic, error) {
 	if t.Partitions < 1 {
 		return meta.Topic{}, fmt.Errorf("%w: a topic needs at least one partition", ErrInvalidArgument)
+	}
+	if max := c.limits.MaxPartitionsPerTopic; t.Partitions > max {
+		return meta.Topic{}, c.refuse(LimitTopicPartitions, fmt.Errorf("%w: %s: %d partitions asked; a topic may have at most %d (limits.max_partitions_per_topic)", ErrTooManyPartitions, t.Name, t.Partitions, max))
 	}
 	if t.Kind == "" {
 		t.Kind = meta.KindKafka
@@ -50,6 +72,14 @@ func (c *catalog) CreateTopic(ctx context.Context, t meta.Topic) (meta.Topic, er
 	}
 	if t.ID == (meta.TopicID{}) {
 		t.ID = meta.TopicID(uuid.New())
+	}
+	if err := c.takeToken(); err != nil {
+		return meta.Topic{}, err
+	}
+	c.admit.Lock()
+	defer c.admit.Unlock()
+	if err := c.checkClusterPartitions(ctx, t.Name, int64(t.Partitions)); err != nil {
+		return meta.Topic{}, err
 	}
 	created, err := c.store.CreateTopic(ctx, t)
 	if errors.Is(err, meta.ErrExists) {
@@ -178,12 +208,48 @@ func (c *catalog) AddPartitions(ctx context.Context, name string, total int32) e
 	if total <= t.Partitions {
 		return fmt.Errorf("%w: %s has %d partitions; the count can only grow", ErrInvalidArgument, name, t.Partitions)
 	}
+	if max := c.limits.MaxPartitionsPerTopic; total > max {
+		return c.refuse(LimitTopicPartitions, fmt.Errorf("%w: %s: %d partitions asked; a topic may have at most %d (limits.max_partitions_per_topic)", ErrTooManyPartitions, name, total, max))
+	}
+	if err := c.takeToken(); err != nil {
+		return err
+	}
+	c.admit.Lock()
+	defer c.admit.Unlock()
+	if err := c.checkClusterPartitions(ctx, name, int64(total-t.Partitions)); err != nil {
+		return err
+	}
 	if err := c.store.AddPartitions(ctx, name, total); err != nil {
 		return fmt.Errorf("add partitions to %s: %w", name, err)
 	}
 	_, err = c.RefreshTopic(ctx, name)
 	c.created()
 	return err
+}
+
+// takeToken takes one creation from the node's token bucket, or refuses
+// with a ThrottleError saying how long until one is there.
+func (c *catalog) takeToken() error {
+	c.rateMu.Lock()
+	wait, ok := c.bucket.take(time.Now())
+	c.rateMu.Unlock()
+	if !ok {
+		return c.refuse(LimitCreateRate, &ThrottleError{Wait: wait})
+	}
+	return nil
+}
+
+// checkClusterPartitions refuses adding n partitions (to topic name) when
+// the cluster would then hold more than its cap. The caller holds admit.
+func (c *catalog) checkClusterPartitions(ctx context.Context, name string, n int64) error {
+	have, err := c.store.PartitionCount(ctx)
+	if err != nil {
+		return fmt.Errorf("check the cluster's partition count: %w", err)
+	}
+	if max := c.limits.MaxClusterPartitions; have+n > max {
+		return c.refuse(LimitClusterPartitions, fmt.Errorf("%w: %s: the cluster holds %d partitions and may hold at most %d (limits.max_cluster_partitions); %d more do not fit", ErrLimitReached, name, have, max, n))
+	}
+	return nil
 }
 
 func (c *catalog) cacheTopic(t meta.Topic) {

@@ -43,6 +43,10 @@ type leaseView struct {
 	partitions map[meta.PartitionKey]ownLease
 	// slots are the slot leases by slot; a zero deadline is not ours.
 	slots []ownLease
+	// renewFailingSince is when the batch renewals started failing, zero
+	// while the last one succeeded: Health reads it rather than asking the
+	// store on every health check.
+	renewFailingSince time.Time
 }
 
 // ownLease is one lease as this node holds it.
@@ -224,6 +228,8 @@ type leaseOwner struct {
 
 	renewing bool // a batch renewal is in flight
 	failing  bool // the last batch renewal failed (log once)
+	// failingSince is when the renewal that first failed was sent.
+	failingSince time.Time
 	// checkAt is when the armed leaseCheck fires (zero: none armed): at
 	// the earliest deadline, so a lease whose renewals keep failing is
 	// given up when it ends by our clock, not at the next tick.
@@ -359,13 +365,15 @@ func (o *leaseOwner) onRenewed(m *leasesRenew) {
 	case m.err != nil:
 		if !o.failing {
 			o.b.opts.Logger.Warn("lease renewal failed; retrying", "err", m.err)
+			o.failingSince = m.asked
+			o.publishSoon() // the node reports itself unhealthy
 		}
 		o.failing = true
 	default:
 		if o.failing {
 			o.b.opts.Logger.Info("lease renewal recovered")
 		}
-		o.failing = false
+		o.failing, o.failingSince = false, time.Time{}
 		renewed := make(map[string]int64, len(m.leases))
 		for _, l := range m.leases {
 			renewed[l.Resource] = l.Epoch
@@ -551,7 +559,7 @@ func (o *leaseOwner) publishSoon() {
 // publish replaces the published view with what the owner holds now and
 // answers the holds waiting for it.
 func (o *leaseOwner) publish() {
-	v := &leaseView{partitions: make(map[meta.PartitionKey]ownLease, len(o.parts)), slots: make([]ownLease, len(o.slots))}
+	v := &leaseView{partitions: make(map[meta.PartitionKey]ownLease, len(o.parts)), slots: make([]ownLease, len(o.slots)), renewFailingSince: o.failingSince}
 	for key, pl := range o.parts {
 		if pl.serving {
 			v.partitions[key] = pl.ownLease

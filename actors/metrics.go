@@ -33,6 +33,9 @@ type metrics struct {
 	orphansDeleted prometheus.Counter
 	mailboxDepth   *prometheus.GaugeVec
 	mailboxRefused *prometheus.CounterVec
+	limitRefusals  *prometheus.CounterVec
+	refused        prometheus.Gauge
+	startFailures  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
@@ -69,6 +72,12 @@ func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
 			Help: "Messages sent to owners (actors) and not yet received, summed over the owners of each kind."}, []string{"owner"}),
 		mailboxRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "morax_mailbox_refused_total",
 			Help: "Requests refused because their owner's mailbox was full, by kind of owner."}, []string{"owner"}),
+		limitRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "morax_limit_refusals_total",
+			Help: "Requests (or, for auto-creation and node_partitions, topics and partitions) refused by a configured limit, by reason."}, []string{"reason"}),
+		refused: prometheus.NewGauge(prometheus.GaugeOpts{Name: "morax_partitions_refused",
+			Help: "Partitions this node should own by placement but does not start, being at limits.max_node_partitions."}),
+		startFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "morax_partition_start_failures_total",
+			Help: "Partition actors that failed to start, by reason (lease_held: another process holds the lease)."}, []string{"reason"}),
 	}
 	m.bufferedBytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "morax_buffered_bytes", Help: "Bytes of appends not yet acknowledged on this node."},
 		func() float64 { return float64(b.used.Load()) })
@@ -76,7 +85,7 @@ func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
 		reg.MustRegister(m.appends, m.appendBytes, m.appendErrors, m.flushes, m.flushBytes, m.flushSegments, m.segments, m.flushRecords,
 			m.uploadSeconds, m.commitSeconds, m.metaCommits, m.flushFailures, m.bufferedBytes, m.fetches,
 			m.fetchBytes, m.tailHits, m.coldReads, m.blockHits, m.blockMisses, m.parkedReaders, m.partitions, m.groupActors, m.groupLoads, m.clusterNodes,
-			m.retentionBytes, m.orphansDeleted, m.mailboxDepth, m.mailboxRefused)
+			m.retentionBytes, m.orphansDeleted, m.mailboxDepth, m.mailboxRefused, m.limitRefusals, m.refused, m.startFailures)
 	}
 	return m
 }

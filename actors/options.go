@@ -64,6 +64,9 @@ type Options struct {
 	// partition actor, the registry): past it, requests are refused with
 	// ErrBackpressure instead of queueing.
 	MailboxRequests int
+	// Limits bound creations and the partitions this node serves; zero
+	// fields take DefaultLimits.
+	Limits Limits
 	// Logger receives the broker's logs.
 	Logger *slog.Logger
 	// Metrics is where the broker registers its metrics; nil registers none.
@@ -100,6 +103,7 @@ func DefaultOptions() Options {
 		OrphanMinAge:       c.Partition.OrphanMinAge.Duration(),
 		IOTimeout:          c.Partition.IOTimeout.Duration(),
 		MailboxRequests:    int(c.Partition.MailboxRequests),
+		Limits:             DefaultLimits(),
 		Now:                time.Now,
 	}
 }
@@ -154,6 +158,7 @@ func (o Options) withDefaults() Options {
 	if o.MailboxRequests <= 0 {
 		o.MailboxRequests = d.MailboxRequests
 	}
+	o.Limits = o.Limits.withDefaults()
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}

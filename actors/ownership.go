@@ -152,6 +152,14 @@ type ownership struct {
 
 	moving  map[meta.PartitionKey]bool // drains this owner asked for
 	failing bool                       // the last poll failed (log once)
+	// pollFailingSince is when polls started failing, zero while the last
+	// one succeeded; published for Health, written only by the actor.
+	pollFailingSince atomic.Pointer[time.Time]
+	// refused is how many partitions this node should own but does not
+	// start, being at Limits.MaxNodePartitions (published for Health);
+	// refusedLogged is when that was last logged.
+	refused       atomic.Int64
+	refusedLogged time.Time
 	reading bool                       // a poll's read is running
 	again   bool                       // a kick came while reading
 	timer   *time.Timer                // the next poll
@@ -407,12 +415,15 @@ func (c *ownership) apply(m *polled) {
 	if m.err != nil {
 		if !c.failing {
 			c.b.opts.Logger.Warn("cluster poll failed; keeping the last view", "err", m.err)
+			now := time.Now()
+			c.pollFailingSince.Store(&now)
 		}
 		c.failing = true
 		return
 	}
 	if c.failing {
 		c.b.opts.Logger.Info("cluster poll recovered")
+		c.pollFailingSince.Store(nil)
 	}
 	c.failing = false
 	c.view.Store(m.view)
@@ -455,9 +466,13 @@ func (c *ownership) read() *polled {
 }
 
 // placePartitions starts the partitions this node should own and drains,
-// a few per poll, the running ones it should hand over.
+// a few per poll, the running ones it should hand over. It starts no more
+// than Limits.MaxNodePartitions: the partitions past it, in topic name
+// order, are refused, and reported (reportRefused) rather than tried.
 func (c *ownership) placePartitions(v *ClusterView, topics []meta.Topic) {
 	moves := 0
+	limit := c.b.opts.Limits.MaxNodePartitions
+	mine := 0 // partitions this node should own
 	running := map[meta.PartitionKey]bool{}
 	c.b.pids.Range(func(k, _ any) bool {
 		running[k.(meta.PartitionKey)] = true
@@ -468,14 +483,19 @@ func (c *ownership) placePartitions(v *ClusterView, topics []meta.Topic) {
 			delete(c.moving, k) // the drain finished
 		}
 	}
+	room := limit - len(running)
 	for _, t := range topics {
 		for p := range t.Partitions {
 			key := meta.PartitionKey{TopicID: t.ID, Partition: p}
 			res := meta.PartitionResource(t.ID, p)
 			desired := v.Desired(res)
+			if desired == v.Self {
+				mine++
+			}
 			switch {
 			case desired == v.Self && !running[key]:
-				if c.mayStart(t.ID, p) {
+				if room > 0 && c.mayStart(t.ID, p) {
+					room--
 					c.b.registry.tell(&ensure{topic: t, partition: p})
 				}
 			case desired != v.Self && desired != "" && running[key] && !c.moving[key] && moves < c.o.MaxMovesPerPoll:
@@ -485,6 +505,29 @@ func (c *ownership) placePartitions(v *ClusterView, topics []meta.Topic) {
 				c.b.registry.tell(&drainOne{key: key})
 			}
 		}
+	}
+	c.reportRefused(max(0, mine-limit), limit)
+}
+
+// refusedLogEvery spaces the log lines saying how many partitions the node
+// refuses while that number keeps changing (topics created or deleted).
+const refusedLogEvery = time.Minute
+
+// reportRefused publishes how many partitions this node refuses to own for
+// its limit, and logs it in one line when it changes: once on reaching the
+// limit, at most once a minute while the number moves, and once when the
+// node refuses none any more.
+func (c *ownership) reportRefused(n, limit int) {
+	old := int(c.refused.Swap(int64(n)))
+	c.b.metrics.refused.Set(float64(n))
+	switch {
+	case n == old:
+	case n == 0:
+		c.b.opts.Logger.Info("node serves every partition it should own again", "limit", limit)
+	case old == 0 || time.Since(c.refusedLogged) >= refusedLogEvery:
+		c.refusedLogged = time.Now()
+		c.b.opts.Logger.Warn("node is at its partition limit: it does not start the partitions it should own past it",
+			"refused", n, "limit", limit, "key", "limits.max_node_partitions")
 	}
 }
 

@@ -364,7 +364,10 @@ func (p *partition) onStarted(m *started) {
 		default:
 			err = fmt.Errorf("%w: start partition: %v", ErrStorage, m.err)
 		}
-		p.log.Warn("partition failed to start", "err", m.err)
+		// The registry logs start failures in aggregate: a store outage
+		// fails every start, and a line per partition per retry would
+		// flood the log.
+		p.b.registry.tell(&startFailed{topic: p.topic.Name, partition: p.id, err: m.err})
 		p.stop(err)
 		return
 	}

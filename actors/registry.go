@@ -1,8 +1,10 @@
 package actors
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -43,7 +45,27 @@ type (
 		key meta.PartitionKey
 		mb  *mailbox
 	}
+	// startFailed reports a partition actor whose start failed, for the
+	// registry to log in aggregate (see startFailures).
+	startFailed struct {
+		topic     string
+		partition int32
+		err       error
+	}
+	// startFailuresDue ends a window of start failure logging.
+	startFailuresDue struct{}
 )
+
+// startFailureWindow is how often the registry sums up the partitions that
+// failed to start: the first failure of a window is logged with its cause,
+// the others in one line at its end, so a storm of failing starts (a store
+// outage with thousands of partitions to start) logs a line or two per
+// window rather than one per partition per retry.
+const startFailureWindow = 10 * time.Second
+
+// errNodeFull refuses starting a partition actor past
+// Limits.MaxNodePartitions.
+var errNodeFull = errors.New("node serves its limit of partitions (limits.max_node_partitions)")
 
 // A route carries a request: refusing the route refuses the request, and
 // the registry's mailbox bounds routes like any owner's requests.
@@ -68,6 +90,18 @@ type registry struct {
 	draining chan struct{} // non-nil once drainAll arrived
 	// waiting are stopTopic requests waiting for their partitions to stop.
 	waiting []*stopTopic
+	// fails sums up the start failures of the current window; inWindow
+	// says a window is open (its startFailuresDue is armed).
+	fails    startFailures
+	inWindow bool
+}
+
+// startFailures are the partition start failures of one logging window.
+type startFailures struct {
+	count     int
+	topic     string // the last one's
+	partition int32
+	err       error
 }
 
 func newRegistry(b *Broker, mb *mailbox) *registry {
@@ -84,6 +118,10 @@ func (r *registry) Receive(ctx actor.Context) {
 		r.route(ctx, m)
 	case *retire:
 		r.forget(ctx, m.key, m.mb.pid.Load())
+	case *startFailed:
+		r.startFailed(m)
+	case *startFailuresDue:
+		r.endFailureWindow()
 	case *actor.Terminated:
 		key, ok := r.keys[m.Who.Id]
 		if !ok {
@@ -94,7 +132,9 @@ func (r *registry) Receive(ctx actor.Context) {
 	case *ensure:
 		key := meta.PartitionKey{TopicID: m.topic.ID, Partition: m.partition}
 		if r.children[key] == nil && r.draining == nil && !r.b.closing.Load() && !r.deleting(m.topic.ID) {
-			r.spawn(ctx, m.topic, m.partition)
+			// Past the node's limit this fails; ownership, which sent it,
+			// counts what the node refuses.
+			_, _ = r.spawn(ctx, m.topic, m.partition)
 		}
 	case *drainOne:
 		if mb := r.children[m.key]; mb != nil {
@@ -154,7 +194,12 @@ func (r *registry) route(ctx actor.Context, m *route) {
 	if mb == nil {
 		var err error
 		if mb, err = r.spawn(ctx, m.topic, m.partition); err != nil {
-			m.req.fail(fmt.Errorf("%w: start partition actor: %v", ErrNotOwner, err))
+			full := errors.Is(err, errNodeFull)
+			err = fmt.Errorf("%w: start partition actor: %v", ErrNotOwner, err)
+			if full {
+				err = r.b.refuseLimit(LimitNodePartitions, err)
+			}
+			m.req.fail(err)
 			return
 		}
 	}
@@ -168,9 +213,53 @@ func (r *registry) forget(ctx actor.Context, key meta.PartitionKey, pid *actor.P
 		delete(r.children, key)
 		r.b.pids.Delete(key)
 	}
-	r.b.metrics.partitions.Set(float64(len(r.children)))
+	r.published()
 	r.checkWaiting()
 	r.maybeDrained(ctx)
+}
+
+// published publishes how many partition actors run.
+func (r *registry) published() {
+	r.b.metrics.partitions.Set(float64(len(r.children)))
+	r.b.running.Store(int64(len(r.children)))
+}
+
+// startFailed logs the first start failure of a window with its cause and
+// counts the others for the window's end. A lease another process holds is
+// routine (a partition moving here before its old owner let go) and is
+// logged at debug only.
+func (r *registry) startFailed(m *startFailed) {
+	reason := "other"
+	switch {
+	case errors.Is(m.err, meta.ErrLeaseHeld), errors.Is(m.err, meta.ErrFenced):
+		r.b.metrics.startFailures.WithLabelValues("lease_held").Inc()
+		r.b.opts.Logger.Debug("partition failed to start: lease held elsewhere", "topic", m.topic, "partition", m.partition, "err", m.err)
+		return
+	case errors.Is(m.err, ErrNotOwner), errors.Is(m.err, ErrShuttingDown):
+		reason = "stopped"
+	}
+	r.b.metrics.startFailures.WithLabelValues(reason).Inc()
+	if !r.inWindow {
+		r.inWindow = true
+		r.b.opts.Logger.Warn("partition failed to start", "topic", m.topic, "partition", m.partition, "err", m.err)
+		time.AfterFunc(startFailureWindow, func() { r.mb.tell(&startFailuresDue{}) })
+		return
+	}
+	r.fails = startFailures{count: r.fails.count + 1, topic: m.topic, partition: m.partition, err: m.err}
+}
+
+// endFailureWindow logs the failures counted since the window's first one,
+// in one line, and opens the next window only if there were any.
+func (r *registry) endFailureWindow() {
+	f := r.fails
+	r.fails = startFailures{}
+	if f.count == 0 {
+		r.inWindow = false
+		return
+	}
+	r.b.opts.Logger.Warn("more partitions failed to start", "count", f.count, "within", startFailureWindow,
+		"last_topic", f.topic, "last_partition", f.partition, "last_err", f.err)
+	time.AfterFunc(startFailureWindow, func() { r.mb.tell(&startFailuresDue{}) })
 }
 
 // deleting reports whether a topic's partitions are being stopped for its
@@ -184,8 +273,12 @@ func (r *registry) deleting(id meta.TopicID) bool {
 	return false
 }
 
-// spawn starts the actor of a partition; its start takes the lease.
+// spawn starts the actor of a partition; its start takes the lease. It
+// refuses with errNodeFull once the node runs its limit of partitions.
 func (r *registry) spawn(ctx actor.Context, t meta.Topic, p int32) (*mailbox, error) {
+	if n := r.b.opts.Limits.MaxNodePartitions; len(r.children) >= n {
+		return nil, fmt.Errorf("%w: %d running", errNodeFull, n)
+	}
 	r.seq++
 	name := "p-" + t.ID.String() + "-" + strconv.Itoa(int(p)) + "-" + strconv.Itoa(r.seq)
 	mb, err := spawnOwner(ctx, r.b.system.Root, r.b.partitionKind, name, func(mb *mailbox) actor.Actor { return newPartition(r.b, t, p, mb) })
@@ -196,7 +289,7 @@ func (r *registry) spawn(ctx actor.Context, t meta.Topic, p int32) (*mailbox, er
 	r.children[key] = mb
 	r.keys[mb.pid.Load().Id] = key
 	r.b.pids.Store(key, mb)
-	r.b.metrics.partitions.Set(float64(len(r.children)))
+	r.published()
 	return mb, nil
 }
 

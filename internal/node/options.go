@@ -38,6 +38,21 @@ func brokerOptions(cfg config.Config) actors.Options {
 		OrphanMinAge:       p.OrphanMinAge.Duration(),
 		IOTimeout:          p.IOTimeout.Duration(),
 		MailboxRequests:    int(p.MailboxRequests),
+		Limits:             limits(cfg),
+	}
+}
+
+// limits maps the limits section onto the broker's limits.
+func limits(cfg config.Config) actors.Limits {
+	l := cfg.Limits
+	return actors.Limits{
+		MaxPartitionsPerTopic:   l.MaxPartitionsPerTopic,
+		MaxClusterPartitions:    l.MaxClusterPartitions,
+		MaxNodePartitions:       int(l.MaxNodePartitions),
+		MaxTopicsPerRequest:     int(l.MaxTopicsPerRequest),
+		MaxAutoCreatePerRequest: int(l.MaxAutoCreatePerRequest),
+		CreateRate:              float64(l.CreateRate),
+		CreateBurst:             int(l.CreateBurst),
 	}
 }
 

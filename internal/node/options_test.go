@@ -43,6 +43,8 @@ func custom() config.Config {
 	cl.LeaseTTL, cl.HeartbeatInterval = config.Duration(15*time.Second), config.Duration(3*time.Second)
 	cl.PollInterval, cl.MaxMovesPerPoll = config.Duration(400*time.Millisecond), 5
 	cl.RemoteListenAddr, cl.RemoteMaxInflight, cl.RemoteMaxInflightBytes = "127.0.0.1:18090", 77, 9<<20
+	c.Limits = config.LimitsConfig{MaxPartitionsPerTopic: 101, MaxClusterPartitions: 1002, MaxNodePartitions: 503,
+		MaxTopicsPerRequest: 14, MaxAutoCreatePerRequest: 6, CreateRate: 8, CreateBurst: 19}
 	return c
 }
 
@@ -74,6 +76,13 @@ func TestMappings(t *testing.T) {
 		{"partition.orphan_min_age", b.OrphanMinAge, 3 * time.Hour},
 		{"partition.io_timeout", b.IOTimeout, 17 * time.Second},
 		{"partition.mailbox_requests", b.MailboxRequests, 300},
+		{"limits.max_partitions_per_topic", b.Limits.MaxPartitionsPerTopic, int32(101)},
+		{"limits.max_cluster_partitions", b.Limits.MaxClusterPartitions, int64(1002)},
+		{"limits.max_node_partitions", b.Limits.MaxNodePartitions, 503},
+		{"limits.max_topics_per_request", b.Limits.MaxTopicsPerRequest, 14},
+		{"limits.max_auto_create_per_request", b.Limits.MaxAutoCreatePerRequest, 6},
+		{"limits.create_rate", b.Limits.CreateRate, 8.0},
+		{"limits.create_burst", b.Limits.CreateBurst, 19},
 
 		{"group slots", g.Slots, actors.DefaultGroupSlots},
 		{"group.min_session_timeout", g.MinSessionTimeout, 2 * time.Second},

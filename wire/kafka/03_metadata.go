@@ -23,6 +23,12 @@ import (
 //     count; an illegal name then gets INVALID_TOPIC_EXCEPTION, as in Kafka.
 //     The new topic is answered at once, without LEADER_NOT_AVAILABLE: its
 //     partitions are usable immediately.
+//   - One request auto-creates at most limits.max_auto_create_per_request
+//     topics, and creations take from the node's creation rate like any
+//     other (actors.Limits). A topic not created for a limit (or the
+//     cluster's partition cap) is answered UNKNOWN_TOPIC_OR_PARTITION, as
+//     if auto-creation were off: clients retry it, and a later request
+//     creates more.
 //   - Topics asked by id (v12+ allows a null name) answer UNKNOWN_TOPIC_ID
 //     when unknown.
 //   - Authorized operations, when asked for, are "everything": there are no
@@ -108,6 +114,7 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 			entries = append(entries, entry{topic: t, name: strPtr(t.Name), id: t.ID})
 		}
 	} else {
+		allowance := s.broker.AutoCreateAllowance()
 		for _, rt := range req.Topics {
 			if rt.Topic == nil {
 				t, err := s.broker.TopicByID(ctx, actors.TopicID(rt.TopicID))
@@ -124,7 +131,10 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 				continue
 			}
 			name := *rt.Topic
-			t, code := s.metadataTopic(ctx, name, autoCreate)
+			t, code, created := s.metadataTopic(ctx, name, autoCreate && allowance > 0, autoCreate)
+			if created {
+				allowance--
+			}
 			entries = append(entries, entry{topic: t, code: code, name: strPtr(name), id: t.ID})
 		}
 	}
@@ -181,34 +191,51 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 	return resp
 }
 
-// metadataTopic resolves one named topic, creating it when allowed.
-func (s *Server) metadataTopic(ctx context.Context, name string, autoCreate bool) (actors.Topic, int16) {
+// metadataTopic resolves one named topic, creating it when autoCreate
+// says so. asked says the request asked for auto-creation (and the server
+// allows it), which autoCreate may deny for the request's allowance; then
+// the topic is answered as unknown and the refusal counted. created
+// reports that this call created the topic.
+func (s *Server) metadataTopic(ctx context.Context, name string, autoCreate, asked bool) (t actors.Topic, code int16, created bool) {
 	if !validTopicName(name) {
-		if autoCreate {
-			return actors.Topic{}, kerr.InvalidTopicException.Code
+		if asked {
+			return actors.Topic{}, kerr.InvalidTopicException.Code, false
 		}
-		return actors.Topic{}, kerr.UnknownTopicOrPartition.Code
+		return actors.Topic{}, kerr.UnknownTopicOrPartition.Code, false
 	}
 	// Read through the cache: another node may have grown the topic.
 	t, err := s.broker.RefreshTopic(ctx, name)
 	if err == nil {
-		return t, 0
+		return t, 0, false
 	}
-	if !errors.Is(err, actors.ErrUnknownTopic) || !autoCreate {
+	if !errors.Is(err, actors.ErrUnknownTopic) || !asked {
 		s.logUnexpected(err, "metadata", "topic", name)
-		return actors.Topic{}, errorCode(err)
+		return actors.Topic{}, errorCode(err), false
+	}
+	if !autoCreate {
+		s.broker.RefuseAutoCreate()
+		return actors.Topic{}, kerr.UnknownTopicOrPartition.Code, false
 	}
 	t, err = s.broker.CreateTopic(ctx, actors.Topic{Name: name, Kind: actors.KindKafka, Partitions: s.cfg.DefaultPartitions})
+	created = err == nil
 	if errors.Is(err, actors.ErrTopicExists) {
 		// Another client created it first.
 		t, err = s.broker.RefreshTopic(ctx, name)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, actors.ErrThrottled), errors.Is(err, actors.ErrLimitReached), errors.Is(err, actors.ErrTooManyPartitions):
+		// Counted by the broker; Metadata has no code for a refused
+		// creation that clients would retry, so the topic is unknown.
+		s.log.Debug("kafka metadata: auto-create refused by a limit", "topic", name, "err", err)
+		return actors.Topic{}, kerr.UnknownTopicOrPartition.Code, false
+	case err != nil:
 		s.log.Warn("kafka metadata: auto-create topic failed", "topic", name, "err", err)
-		return actors.Topic{}, errorCode(err)
+		return actors.Topic{}, errorCode(err), false
 	}
-	s.log.Info("auto-created topic", "topic", name, "partitions", t.Partitions)
-	return t, 0
+	if created {
+		s.log.Info("auto-created topic", "topic", name, "partitions", t.Partitions)
+	}
+	return t, 0, created
 }
 
 // leaderEpochs returns the lease epoch of every partition of topics that

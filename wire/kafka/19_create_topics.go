@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -28,6 +29,14 @@ import (
 //     with the broker's message.
 //   - ValidateOnly checks everything, existence included, and creates
 //     nothing.
+//   - Limits (actors.Limits, config [limits]): a request naming more than
+//     max_topics_per_request topics is refused whole, POLICY_VIOLATION for
+//     each; more partitions than max_partitions_per_topic is
+//     INVALID_PARTITIONS; a cluster that would hold more than
+//     max_cluster_partitions is POLICY_VIOLATION; past the node's creation
+//     rate, topics are refused with THROTTLING_QUOTA_EXCEEDED (v6+;
+//     POLICY_VIOLATION before) and ThrottleMillis says when to retry
+//     (KIP-599).
 //
 // Version notes:
 //   - v0-1 are served although Kafka 4 dropped them: kafka-go's Conn still
@@ -48,14 +57,22 @@ func handleCreateTopics(s *Server, rc *requestContext, kreq kmsg.Request, respon
 		for _, rt := range req.Topics {
 			seen[rt.Topic]++
 		}
+		tooMany := s.broker.CheckCreateRequest(len(req.Topics))
+		if tooMany != nil {
+			s.log.Info("refused a CreateTopics request naming too many topics", "topics", len(req.Topics), "limit", s.broker.Limits().MaxTopicsPerRequest)
+		}
 		for _, rt := range req.Topics {
 			st := kmsg.NewCreateTopicsResponseTopic()
 			st.Topic = rt.Topic
-			if seen[rt.Topic] > 1 {
+			switch {
+			case tooMany != nil:
+				st.ErrorCode, st.ErrorMessage = kerr.PolicyViolation.Code, strPtr(tooMany.Error())
+			case seen[rt.Topic] > 1:
 				st.ErrorCode = kerr.InvalidRequest.Code
 				st.ErrorMessage = strPtr("Duplicate topic name " + rt.Topic + " in the request.")
-			} else {
-				s.createTopic(ctx, req, rt, &st)
+			default:
+				wait := s.createTopic(ctx, req, rt, &st)
+				resp.ThrottleMillis = throttleMillis(resp.ThrottleMillis, wait)
 			}
 			if st.ErrorCode != 0 {
 				st.NumPartitions, st.ReplicationFactor = -1, -1
@@ -67,8 +84,10 @@ func handleCreateTopics(s *Server, rc *requestContext, kreq kmsg.Request, respon
 	})
 }
 
-// createTopic creates (or validates) one topic and fills its response.
-func (s *Server) createTopic(ctx context.Context, req *kmsg.CreateTopicsRequest, rt kmsg.CreateTopicsRequestTopic, st *kmsg.CreateTopicsResponseTopic) {
+// createTopic creates (or validates) one topic and fills its response. It
+// returns how long the client should wait before creating again, when the
+// node's creation rate refused the topic.
+func (s *Server) createTopic(ctx context.Context, req *kmsg.CreateTopicsRequest, rt kmsg.CreateTopicsRequestTopic, st *kmsg.CreateTopicsResponseTopic) (throttle time.Duration) {
 	fail := func(code int16, msg string) {
 		st.ErrorCode = code
 		st.ErrorMessage = &msg
@@ -89,6 +108,10 @@ func (s *Server) createTopic(ctx context.Context, req *kmsg.CreateTopicsRequest,
 		partitions = s.cfg.DefaultPartitions
 	case partitions <= 0:
 		fail(kerr.InvalidPartitions.Code, "Number of partitions must be larger than 0.")
+		return
+	}
+	if err := s.broker.CheckTopicPartitions(partitions); err != nil {
+		fail(kerr.InvalidPartitions.Code, err.Error())
 		return
 	}
 	if rt.ReplicationFactor == 0 || rt.ReplicationFactor < -1 {
@@ -123,7 +146,7 @@ func (s *Server) createTopic(ctx context.Context, req *kmsg.CreateTopicsRequest,
 		created, err := s.broker.CreateTopic(ctx, t)
 		if err != nil {
 			s.logUnexpected(err, "create topic", "topic", rt.Topic)
-			code := errorCode(err)
+			code := createErrorCode(err, req.Version, 6)
 			if errors.Is(err, actors.ErrInvalidArgument) {
 				code = kerr.InvalidConfig.Code
 			}
@@ -132,7 +155,7 @@ func (s *Server) createTopic(ctx context.Context, req *kmsg.CreateTopicsRequest,
 			} else {
 				fail(code, *errorMessage(err))
 			}
-			return
+			return actors.ThrottleWait(err)
 		}
 		t = created
 		s.log.Info("created topic", "topic", t.Name, "partitions", t.Partitions, "client", "kafka")
@@ -146,6 +169,7 @@ func (s *Server) createTopic(ctx context.Context, req *kmsg.CreateTopicsRequest,
 		rc.Source = int8(c.Source)
 		st.Configs = append(st.Configs, rc)
 	}
+	return 0
 }
 
 // configErrorCode is the code for a rejected topic config.

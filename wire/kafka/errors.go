@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -56,6 +57,14 @@ func errorCode(err error) int16 {
 		return kerr.InvalidProducerEpoch.Code
 	case errors.Is(err, actors.ErrTopicExists):
 		return kerr.TopicAlreadyExists.Code
+	case errors.Is(err, actors.ErrTooManyPartitions):
+		return kerr.InvalidPartitions.Code
+	case errors.Is(err, actors.ErrLimitReached):
+		return kerr.PolicyViolation.Code
+	case errors.Is(err, actors.ErrThrottled):
+		// Only for the versions that know it (KIP-599); handlers answer
+		// older ones with createErrorCode.
+		return kerr.ThrottlingQuotaExceeded.Code
 	case errors.Is(err, actors.ErrInvalidArgument):
 		return kerr.InvalidRequest.Code
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
@@ -80,6 +89,26 @@ func errorMessage(err error) *string {
 		msg = err.Error()
 	}
 	return &msg
+}
+
+// createErrorCode is errorCode for CreateTopics and CreatePartitions at
+// version v: THROTTLING_QUOTA_EXCEEDED exists from CreateTopics v6 and
+// CreatePartitions v3 (throttledFrom, per KIP-599); older clients would
+// not know it, so a throttled creation is a POLICY_VIOLATION to them, with
+// the same throttle time in the response. KIP-599 instead accepts old
+// clients' creations and delays them; refusing keeps the node's creation
+// rate a limit for every client.
+func createErrorCode(err error, v, throttledFrom int16) int16 {
+	if errors.Is(err, actors.ErrThrottled) && v < throttledFrom {
+		return kerr.PolicyViolation.Code
+	}
+	return errorCode(err)
+}
+
+// throttleMillis is a throttle time for a response: the longer of ms and
+// d, in milliseconds.
+func throttleMillis(ms int32, d time.Duration) int32 {
+	return max(ms, int32(min(d.Milliseconds(), math.MaxInt32)))
 }
 
 // strPtr returns a pointer to a copy of s.

@@ -10,6 +10,9 @@ import (
 
 // handleCreate serves POST /v1/create: a WAL log is a single-partition
 // topic of kind WAL, kept by the same partition actors as Kafka topics.
+// The broker applies the creation limits (actors.Limits): past the node's
+// creation rate the answer is 429 TooManyRequests with a Retry-After, and
+// a cluster at its partition cap is 403 PermissionDenied.
 func (s *Server) handleCreate(ctx *fasthttp.RequestCtx) {
 	req, err := decodeCreate(ctx.PostBody())
 	if err != nil {

@@ -14,7 +14,9 @@
 // original client works unchanged. Bodies are JSON; entry data is standard
 // base64 with padding.
 //
-//	GET  /v1/health                          200 OK
+//	GET  /v1/health                          200 OK, or 503 Unavailable with the reasons
+//	GET  /v1/status                          {"node", "healthy", "problems": [...],
+//	                                          "partitions": {"serving", "limit", "refused"}}
 //	POST /v1/create  {"name", "properties"?: {"storage"?: {...}, "config"?: {...}}}
 //	                                         {"name"}
 //	POST /v1/append  {"name", "entries": [{"data", "key"?}], "expected_offset"?, "partition"?}
@@ -67,17 +69,23 @@
 //	                       name, negative offsets, bad names or config
 //	NotFound          404  unknown log, partition or endpoint
 //	MethodNotAllowed  405  wrong HTTP method (with an Allow header)
-//	PermissionDenied  403  per-log storage refused by the node's config
+//	PermissionDenied  403  per-log storage refused by the node's config, or
+//	                       a create past the cluster's partition cap
+//	                       (limits.max_cluster_partitions)
 //	AlreadyExists     409  create of an existing name
 //	Conflict          409  expected_offset is not the end; has end_offset
 //	PayloadTooLarge   413  body over Config.MaxBodyBytes, or an entry over
 //	                       the log's max.message.bytes
 //	OffsetOutOfRange  416  read, tail or trim outside the log; has
 //	                       start_offset and end_offset
-//	TooManyRequests   429  node buffers full; retry (Retry-After: 1)
+//	TooManyRequests   429  node buffers full; retry (Retry-After: 1); or a
+//	                       create past the node's creation rate
+//	                       (limits.create_rate), Retry-After in seconds
 //	Unimplemented     501  understood but not supported by this node
 //	Unavailable       503  storage or metadata unavailable, partition
-//	                       moving, node shutting down; retry
+//	                       moving, node shutting down; retry. Also the
+//	                       health check of a node that cannot serve (its
+//	                       lease renewals or its cluster poll failing)
 //	Unavailable       504  an append's outcome is unknown (its partition
 //	                       stopped mid-commit, or the node that owns the log
 //	                       did not answer in time): it may or may not have

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -56,6 +57,9 @@ type apiError struct {
 	// response status (200) went out; the body then carries the status the
 	// error would have had.
 	inStream bool
+	// retryAfter is the Retry-After of a 429 or 503, when the node knows
+	// it (a creation refused for the node's rate); else one second.
+	retryAfter time.Duration
 }
 
 func newAPIError(status int, code, message string) apiError {
@@ -84,6 +88,14 @@ func classify(err error) apiError {
 			e.startOffset, e.endOffset = re.start, re.end
 		}
 		return e
+	case errors.Is(err, actors.ErrThrottled):
+		e := newAPIError(fasthttp.StatusTooManyRequests, CodeTooManyRequests, err.Error())
+		e.retryAfter = actors.ThrottleWait(err)
+		return e
+	case errors.Is(err, actors.ErrLimitReached):
+		return newAPIError(fasthttp.StatusForbidden, CodePermissionDenied, err.Error())
+	case errors.Is(err, actors.ErrTooManyPartitions):
+		return newAPIError(fasthttp.StatusBadRequest, CodeInvalidArgument, err.Error())
 	case errors.Is(err, actors.ErrMessageTooLarge):
 		return newAPIError(fasthttp.StatusRequestEntityTooLarge, CodePayloadTooLarge, err.Error())
 	case errors.Is(err, actors.ErrInvalidArgument), errors.Is(err, actors.ErrInvalidRecord):
@@ -127,6 +139,12 @@ func classify(err error) apiError {
 	return e
 }
 
+// retryAfterSeconds is a Retry-After value: whole seconds, rounded up so a
+// client that honours it is not refused again, and at least one.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
+}
+
 // appendErrorJSON appends e's JSON body: code and message first, as the
 // original protocol had them, then the additive offset fields.
 func appendErrorJSON(dst []byte, e apiError) []byte {
@@ -155,7 +173,7 @@ func writeError(ctx *fasthttp.RequestCtx, e apiError) {
 	ctx.SetStatusCode(e.status)
 	ctx.SetContentType(contentTypeJSON)
 	if e.status == fasthttp.StatusTooManyRequests || e.status == fasthttp.StatusServiceUnavailable {
-		ctx.Response.Header.Set("Retry-After", "1")
+		ctx.Response.Header.Set("Retry-After", retryAfterSeconds(e.retryAfter))
 	}
 	ctx.SetBody(appendErrorJSON(nil, e))
 }

@@ -342,8 +342,11 @@ func (s *Server) routeJSON(ctx *fasthttp.RequestCtx) {
 	switch string(path) {
 	case "/v1/health":
 		if allow(ctx, fasthttp.MethodGet, fasthttp.MethodHead) {
-			ctx.SetContentType("text/plain; charset=utf-8")
-			ctx.SetBodyString("OK")
+			s.handleHealth(ctx)
+		}
+	case "/v1/status":
+		if allow(ctx, fasthttp.MethodGet) {
+			s.handleStatus(ctx)
 		}
 	case "/v1/create":
 		if allow(ctx, fasthttp.MethodPost) {
