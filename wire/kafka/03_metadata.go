@@ -115,6 +115,21 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 		}
 	} else {
 		allowance := s.broker.AutoCreateAllowance()
+		// A request naming many topics is resolved from one listing
+		// rather than one store read per name: 20,000 names would
+		// otherwise cost 20,000 reads (issue #12, F3).
+		var listed map[string]actors.Topic
+		if len(req.Topics) > bulkMetadataTopics {
+			ts, err := s.broker.ListTopics(ctx, "", "", 0)
+			if err != nil {
+				s.log.Warn("kafka metadata: list topics failed", "err", err)
+			} else {
+				listed = make(map[string]actors.Topic, len(ts))
+				for _, t := range ts {
+					listed[t.Name] = t
+				}
+			}
+		}
 		for _, rt := range req.Topics {
 			if rt.Topic == nil {
 				t, err := s.broker.TopicByID(ctx, actors.TopicID(rt.TopicID))
@@ -131,6 +146,23 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 				continue
 			}
 			name := *rt.Topic
+			if t, ok := listed[name]; ok {
+				entries = append(entries, entry{topic: t, name: strPtr(name), id: t.ID})
+				continue
+			}
+			if listed != nil && (!autoCreate || allowance <= 0 || !validTopicName(name)) {
+				// Not listed, and not to be created: unknown without
+				// asking the store again.
+				code := kerr.UnknownTopicOrPartition.Code
+				switch {
+				case autoCreate && !validTopicName(name):
+					code = kerr.InvalidTopicException.Code
+				case autoCreate:
+					s.broker.RefuseAutoCreate()
+				}
+				entries = append(entries, entry{code: code, name: strPtr(name)})
+				continue
+			}
 			t, code, created := s.metadataTopic(ctx, name, autoCreate && allowance > 0, autoCreate)
 			if created {
 				allowance--
@@ -190,6 +222,11 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 	}
 	return resp
 }
+
+// bulkMetadataTopics is how many named topics a Metadata request may ask
+// for before they are resolved from one listing of all topics instead of
+// one store read each.
+const bulkMetadataTopics = 100
 
 // metadataTopic resolves one named topic, creating it when autoCreate
 // says so. asked says the request asked for auto-creation (and the server
