@@ -160,9 +160,9 @@ type ownership struct {
 	// refusedLogged is when that was last logged.
 	refused       atomic.Int64
 	refusedLogged time.Time
-	reading bool                       // a poll's read is running
-	again   bool                       // a kick came while reading
-	timer   *time.Timer                // the next poll
+	reading       bool        // a poll's read is running
+	again         bool        // a kick came while reading
+	timer         *time.Timer // the next poll
 	// stopped is closed when the actor has stopped (see close).
 	stopped chan struct{}
 }
