@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -561,4 +563,145 @@ type nodeStatusBody struct {
 	Partitions struct {
 		Serving, Limit, Refused int
 	} `json:"partitions"`
+}
+
+// cuttableProxy forwards TCP connections to a server until cut, which
+// closes its listener and every connection: the server looks unreachable
+// to whoever dials the proxy, as after a network partition. restore
+// listens again on the same address.
+type cuttableProxy struct {
+	t      *testing.T
+	target string
+	addr   string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]bool
+}
+
+func newCuttableProxy(t *testing.T, target string) *cuttableProxy {
+	t.Helper()
+	p := &cuttableProxy{t: t, target: target, conns: map[net.Conn]bool{}}
+	p.listen("127.0.0.1:0")
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *cuttableProxy) listen(addr string) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		p.t.Fatalf("proxy listen: %v", err)
+	}
+	p.mu.Lock()
+	p.ln, p.addr = ln, ln.Addr().String()
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns[c], p.conns[s] = true, true
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(s, c); s.Close() }()
+			go func() { _, _ = io.Copy(c, s); c.Close() }()
+		}
+	}()
+}
+
+func (p *cuttableProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+func (p *cuttableProxy) restore() { p.listen(p.addr) }
+
+// health is the status and body of GET /v1/health.
+func health(t *testing.T, n *Node) (int, string) {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + n.WALAddr().String() + "/v1/health")
+	if err != nil {
+		t.Fatalf("health: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// waitHealth polls the health check until it answers status, and returns
+// the body. The deadline only bounds a failing test: the node reports a
+// failing poll within one poll's timeout.
+func waitHealth(t *testing.T, n *Node, status int) string {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got, body := health(t, n)
+		if got == status {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health still %d %q, want %d", got, body, status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The health check fails, 503 with a reason, while the node cannot reach
+// its metadata store (here PostgreSQL behind a proxy the test cuts), and
+// recovers when the store is back; meanwhile /v1/status says why.
+func TestLimitsHealthFailsWithoutMetadataStore(t *testing.T) {
+	cfg := clusteredConfig(t)
+	u, err := url.Parse(cfg.Server.Meta.ServiceURL.Reveal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newCuttableProxy(t, u.Host)
+	u.Host = proxy.addr
+	cfg.Server.Meta.ServiceURL = config.SecretURL(u.String())
+	n, _, _ := runNode(t, cfg)
+	cl := kafkaClient(t, n)
+	res, _ := createTopics(t, cl, 3, "t")
+	wantCode(t, "create t", res["t"].ErrorCode, &kerr.Error{Code: 0}, res["t"].ErrorMessage)
+	if status, body := health(t, n); status != http.StatusOK || body != "OK" {
+		t.Fatalf("health before the cut: %d %q", status, body)
+	}
+
+	proxy.cut()
+	body := waitHealth(t, n, http.StatusServiceUnavailable)
+	if !strings.Contains(body, `"code":"Unavailable"`) || !strings.Contains(body, "metadata store") {
+		t.Errorf("unhealthy body %q names no reason", body)
+	}
+	if strings.Contains(body, proxy.addr) {
+		t.Errorf("unhealthy body %q shows the store's address", body)
+	}
+	resp, err := http.Get("http://" + n.WALAddr().String() + "/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st nodeStatusBody
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || st.Healthy || len(st.Problems) == 0 {
+		t.Errorf("status while cut: %d %+v (%v), want 200, unhealthy, with problems", resp.StatusCode, st, err)
+	}
+
+	proxy.restore()
+	if body := waitHealth(t, n, http.StatusOK); body != "OK" {
+		t.Errorf("health after the store came back: %q", body)
+	}
 }
