@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -90,7 +89,8 @@ func New(opts Options, store meta.Store, objects objstore.Store) (*Broker, error
 		created:  b.kickCluster,
 		limits:   opts.Limits,
 		refuse:   b.refuseLimit,
-		bucket:   newTokenBucket(opts.Limits.CreateRate, opts.Limits.CreateBurst, time.Now()),
+		bucket:   newTokenBucket(opts.Limits.CreateRate, opts.Limits.CreateBurst, opts.Now()),
+		now:      opts.Now,
 		byName:   map[string]meta.Topic{},
 		byID:     map[meta.TopicID]meta.Topic{},
 	}

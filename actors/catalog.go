@@ -40,9 +40,11 @@ type catalog struct {
 	// it: concurrent creations on several nodes may pass the cap by what
 	// they create together.
 	admit sync.Mutex
-	// rateMu guards bucket, the node's creation token bucket.
+	// rateMu guards bucket, the node's creation token bucket, which
+	// refills by now (Options.Now).
 	rateMu sync.Mutex
 	bucket *tokenBucket
+	now    func() time.Time
 
 	// mu guards byName and byID. Every topic change made through this
 	// catalog updates them; other nodes' changes arrive when an entry is
@@ -231,7 +233,7 @@ func (c *catalog) AddPartitions(ctx context.Context, name string, total int32) e
 // with a ThrottleError saying how long until one is there.
 func (c *catalog) takeToken() error {
 	c.rateMu.Lock()
-	wait, ok := c.bucket.take(time.Now())
+	wait, ok := c.bucket.take(c.now())
 	c.rateMu.Unlock()
 	if !ok {
 		return c.refuse(LimitCreateRate, &ThrottleError{Wait: wait})
