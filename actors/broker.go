@@ -91,6 +91,7 @@ func New(opts Options, store meta.Store, objects objstore.Store) (*Broker, error
 		refuse:   b.refuseLimit,
 		bucket:   newTokenBucket(opts.Limits.CreateRate, opts.Limits.CreateBurst, opts.Now()),
 		now:      opts.Now,
+		admit:    make(chan struct{}, 1),
 		byName:   map[string]meta.Topic{},
 		byID:     map[meta.TopicID]meta.Topic{},
 	}

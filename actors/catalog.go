@@ -33,13 +33,14 @@ type catalog struct {
 	limits Limits
 	refuse func(reason string, err error) error
 
-	// admit serializes this node's creations and growths from the count
-	// of the cluster's partitions to the write, so two of them cannot
-	// both pass the cap on the same count. Creations are rate-limited, so
-	// holding it across the store calls costs little. Nodes do not share
-	// it: concurrent creations on several nodes may pass the cap by what
-	// they create together.
-	admit sync.Mutex
+	// admit (a one-slot semaphore, so a waiter gives up with its
+	// context) serializes this node's creations and growths from the
+	// count of the cluster's partitions to the write, so two of them
+	// cannot both pass the cap on the same count. Creations are
+	// rate-limited, so holding it across the store calls costs little.
+	// Nodes do not share it: concurrent creations on several nodes may
+	// pass the cap by what they create together.
+	admit chan struct{}
 	// rateMu guards bucket, the node's creation token bucket, which
 	// refills by now (Options.Now).
 	rateMu sync.Mutex
@@ -63,8 +64,8 @@ func (c *catalog) CreateTopic(ctx context.Context, t meta.Topic) (meta.Topic, er
 	if t.Partitions < 1 {
 		return meta.Topic{}, fmt.Errorf("%w: a topic needs at least one partition", ErrInvalidArgument)
 	}
-	if max := c.limits.MaxPartitionsPerTopic; t.Partitions > max {
-		return meta.Topic{}, c.refuse(LimitTopicPartitions, fmt.Errorf("%w: %s: %d partitions asked; a topic may have at most %d (limits.max_partitions_per_topic)", ErrTooManyPartitions, t.Name, t.Partitions, max))
+	if limit := c.limits.MaxPartitionsPerTopic; t.Partitions > limit {
+		return meta.Topic{}, c.refuse(LimitTopicPartitions, fmt.Errorf("%w: %s: %d partitions asked; a topic may have at most %d (limits.max_partitions_per_topic)", ErrTooManyPartitions, t.Name, t.Partitions, limit))
 	}
 	if t.Kind == "" {
 		t.Kind = meta.KindKafka
@@ -78,8 +79,11 @@ func (c *catalog) CreateTopic(ctx context.Context, t meta.Topic) (meta.Topic, er
 	if err := c.takeToken(); err != nil {
 		return meta.Topic{}, err
 	}
-	c.admit.Lock()
-	defer c.admit.Unlock()
+	release, err := c.admitOne(ctx)
+	if err != nil {
+		return meta.Topic{}, err
+	}
+	defer release()
 	if err := c.checkClusterPartitions(ctx, t.Name, int64(t.Partitions)); err != nil {
 		return meta.Topic{}, err
 	}
@@ -210,14 +214,17 @@ func (c *catalog) AddPartitions(ctx context.Context, name string, total int32) e
 	if total <= t.Partitions {
 		return fmt.Errorf("%w: %s has %d partitions; the count can only grow", ErrInvalidArgument, name, t.Partitions)
 	}
-	if max := c.limits.MaxPartitionsPerTopic; total > max {
-		return c.refuse(LimitTopicPartitions, fmt.Errorf("%w: %s: %d partitions asked; a topic may have at most %d (limits.max_partitions_per_topic)", ErrTooManyPartitions, name, total, max))
+	if limit := c.limits.MaxPartitionsPerTopic; total > limit {
+		return c.refuse(LimitTopicPartitions, fmt.Errorf("%w: %s: %d partitions asked; a topic may have at most %d (limits.max_partitions_per_topic)", ErrTooManyPartitions, name, total, limit))
 	}
 	if err := c.takeToken(); err != nil {
 		return err
 	}
-	c.admit.Lock()
-	defer c.admit.Unlock()
+	release, err := c.admitOne(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := c.checkClusterPartitions(ctx, name, int64(total-t.Partitions)); err != nil {
 		return err
 	}
@@ -241,15 +248,27 @@ func (c *catalog) takeToken() error {
 	return nil
 }
 
+// admitOne waits for this node's other creation in progress, if any, to
+// end, or for ctx; release ends this one.
+func (c *catalog) admitOne(ctx context.Context) (release func(), err error) {
+	select {
+	case c.admit <- struct{}{}:
+		return func() { <-c.admit }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for another creation on this node: %w", ctx.Err())
+	}
+}
+
 // checkClusterPartitions refuses adding n partitions (to topic name) when
-// the cluster would then hold more than its cap. The caller holds admit.
+// the cluster would then hold more than its cap. The caller holds admit
+// (admitOne).
 func (c *catalog) checkClusterPartitions(ctx context.Context, name string, n int64) error {
 	have, err := c.store.PartitionCount(ctx)
 	if err != nil {
 		return fmt.Errorf("check the cluster's partition count: %w", err)
 	}
-	if max := c.limits.MaxClusterPartitions; have+n > max {
-		return c.refuse(LimitClusterPartitions, fmt.Errorf("%w: %s: the cluster holds %d partitions and may hold at most %d (limits.max_cluster_partitions); %d more do not fit", ErrLimitReached, name, have, max, n))
+	if limit := c.limits.MaxClusterPartitions; have+n > limit {
+		return c.refuse(LimitClusterPartitions, fmt.Errorf("%w: %s: the cluster holds %d partitions and may hold at most %d (limits.max_cluster_partitions); %d more do not fit", ErrLimitReached, name, have, limit, n))
 	}
 	return nil
 }

@@ -181,8 +181,8 @@ func (b *Broker) Limits() Limits { return b.opts.Limits }
 // CheckCreateRequest refuses (ErrLimitReached, counted) a create request
 // that names more topics than Limits.MaxTopicsPerRequest.
 func (b *Broker) CheckCreateRequest(topics int) error {
-	if max := b.opts.Limits.MaxTopicsPerRequest; topics > max {
-		return b.refuseLimit(LimitRequestTopics, fmt.Errorf("%w: the request names %d topics; this node accepts at most %d per request (limits.max_topics_per_request)", ErrLimitReached, topics, max))
+	if limit := b.opts.Limits.MaxTopicsPerRequest; topics > limit {
+		return b.refuseLimit(LimitRequestTopics, fmt.Errorf("%w: the request names %d topics; this node accepts at most %d per request (limits.max_topics_per_request)", ErrLimitReached, topics, limit))
 	}
 	return nil
 }
@@ -191,8 +191,8 @@ func (b *Broker) CheckCreateRequest(topics int) error {
 // n partitions when that is more than a topic may have. Creation checks
 // it itself; this is for requests that only validate.
 func (b *Broker) CheckTopicPartitions(n int32) error {
-	if max := b.opts.Limits.MaxPartitionsPerTopic; n > max {
-		return b.refuseLimit(LimitTopicPartitions, fmt.Errorf("%w: %d partitions asked; a topic may have at most %d (limits.max_partitions_per_topic)", ErrTooManyPartitions, n, max))
+	if limit := b.opts.Limits.MaxPartitionsPerTopic; n > limit {
+		return b.refuseLimit(LimitTopicPartitions, fmt.Errorf("%w: %d partitions asked; a topic may have at most %d (limits.max_partitions_per_topic)", ErrTooManyPartitions, n, limit))
 	}
 	return nil
 }
