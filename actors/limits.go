@@ -201,5 +201,6 @@ func (b *Broker) CheckTopicPartitions(n int32) error {
 func (b *Broker) AutoCreateAllowance() int { return b.opts.Limits.MaxAutoCreatePerRequest }
 
 // RefuseAutoCreate counts a topic a Metadata request did not auto-create
-// because the request had used its allowance.
+// because the request had used its allowance, or had one of its creations
+// refused by a limit (counted under that limit's reason).
 func (b *Broker) RefuseAutoCreate() { b.metrics.limitRefusals.WithLabelValues(LimitAutoCreate).Inc() }

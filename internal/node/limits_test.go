@@ -496,6 +496,53 @@ func TestLimitsF3MetadataAutoCreate(t *testing.T) {
 	}
 }
 
+// F3 with the creation rate used up: a Metadata request naming 20,000
+// unknown topics creates what the bucket holds, and stops at the first
+// creation the rate refuses instead of trying (and being refused) once per
+// name.
+func TestLimitsF3AutoCreateThrottled(t *testing.T) {
+	for _, d := range deployments() {
+		t.Run(d.name, func(t *testing.T) {
+			cfg := d.config(t)
+			const burst = 3
+			cfg.Limits.CreateRate, cfg.Limits.CreateBurst = 1, burst
+			n, _, _ := runNode(t, cfg)
+			cl := kafkaClient(t, n)
+			req := kmsg.NewPtrMetadataRequest()
+			req.AllowAutoTopicCreation = true
+			for i := range 20_000 {
+				rt := kmsg.NewMetadataRequestTopic()
+				rt.Topic = kmsg.StringPtr(fmt.Sprintf("auto-%05d", i))
+				req.Topics = append(req.Topics, rt)
+			}
+			resp, err := req.RequestWith(t.Context(), cl)
+			if err != nil {
+				t.Fatalf("Metadata: %v", err)
+			}
+			known := 0
+			for _, mt := range resp.Topics {
+				switch mt.ErrorCode {
+				case 0:
+					known++
+				case kerr.UnknownTopicOrPartition.Code:
+				default:
+					t.Fatalf("%s: %v", deref(mt.Topic), kerr.ErrorForCode(mt.ErrorCode))
+				}
+			}
+			// A token may come back while the request runs.
+			if known < burst {
+				t.Errorf("%d topics created, want at least the burst, %d", known, burst)
+			}
+			if got := counter(t, n.reg, "morax_limit_refusals_total", "create_rate"); got != 1 {
+				t.Errorf("refusals for create_rate = %v, want 1: the request stops creating at the first", got)
+			}
+			if got := counter(t, n.reg, "morax_limit_refusals_total", "auto_create_per_request"); got != float64(20_000-known-1) {
+				t.Errorf("refusals for auto_create_per_request = %v, want %d", got, 20_000-known-1)
+			}
+		})
+	}
+}
+
 // A node restarted on data holding more partitions than
 // limits.max_node_partitions serves (healthy, its partitions usable),
 // starts no more than its limit, logs the refusal once instead of once per

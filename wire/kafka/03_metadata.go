@@ -28,7 +28,8 @@ import (
 //     other (actors.Limits). A topic not created for a limit (or the
 //     cluster's partition cap) is answered UNKNOWN_TOPIC_OR_PARTITION, as
 //     if auto-creation were off: clients retry it, and a later request
-//     creates more.
+//     creates more. Once a limit refuses one of its creations, a request
+//     creates no more.
 //   - Topics asked by id (v12+ allows a null name) answer UNKNOWN_TOPIC_ID
 //     when unknown.
 //   - Authorized operations, when asked for, are "everything": there are no
@@ -163,9 +164,15 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 				entries = append(entries, entry{code: code, name: strPtr(name)})
 				continue
 			}
-			t, code, created := s.metadataTopic(ctx, name, autoCreate && allowance > 0, autoCreate)
-			if created {
+			t, code, outcome := s.metadataTopic(ctx, name, autoCreate && allowance > 0, autoCreate)
+			switch outcome {
+			case autoCreated:
 				allowance--
+			case autoCreateRefused:
+				// The node refused a creation for a limit (its rate, the
+				// cluster's cap): the request creates no more, or every
+				// name left would cost a store read and a refusal.
+				allowance = 0
 			}
 			entries = append(entries, entry{topic: t, code: code, name: strPtr(name), id: t.ID})
 		}
@@ -228,35 +235,44 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 // one store read each.
 const bulkMetadataTopics = 100
 
+// autoCreateOutcome says what metadataTopic did about creating a topic.
+type autoCreateOutcome int
+
+const (
+	autoCreateNone    autoCreateOutcome = iota // it created nothing
+	autoCreated                                // it created the topic
+	autoCreateRefused                          // a limit refused the creation
+)
+
 // metadataTopic resolves one named topic, creating it when autoCreate
 // says so. asked says the request asked for auto-creation (and the server
 // allows it), which autoCreate may deny for the request's allowance; then
-// the topic is answered as unknown and the refusal counted. created
-// reports that this call created the topic.
-func (s *Server) metadataTopic(ctx context.Context, name string, autoCreate, asked bool) (t actors.Topic, code int16, created bool) {
+// the topic is answered as unknown and the refusal counted.
+func (s *Server) metadataTopic(ctx context.Context, name string, autoCreate, asked bool) (actors.Topic, int16, autoCreateOutcome) {
 	if !validTopicName(name) {
 		if asked {
-			return actors.Topic{}, kerr.InvalidTopicException.Code, false
+			return actors.Topic{}, kerr.InvalidTopicException.Code, autoCreateNone
 		}
-		return actors.Topic{}, kerr.UnknownTopicOrPartition.Code, false
+		return actors.Topic{}, kerr.UnknownTopicOrPartition.Code, autoCreateNone
 	}
 	// Read through the cache: another node may have grown the topic.
 	t, err := s.broker.RefreshTopic(ctx, name)
 	if err == nil {
-		return t, 0, false
+		return t, 0, autoCreateNone
 	}
 	if !errors.Is(err, actors.ErrUnknownTopic) || !asked {
 		s.logUnexpected(err, "metadata", "topic", name)
-		return actors.Topic{}, errorCode(err), false
+		return actors.Topic{}, errorCode(err), autoCreateNone
 	}
 	if !autoCreate {
 		s.broker.RefuseAutoCreate()
-		return actors.Topic{}, kerr.UnknownTopicOrPartition.Code, false
+		return actors.Topic{}, kerr.UnknownTopicOrPartition.Code, autoCreateNone
 	}
 	t, err = s.broker.CreateTopic(ctx, actors.Topic{Name: name, Kind: actors.KindKafka, Partitions: s.cfg.DefaultPartitions})
-	created = err == nil
+	outcome := autoCreated
 	if errors.Is(err, actors.ErrTopicExists) {
 		// Another client created it first.
+		outcome = autoCreateNone
 		t, err = s.broker.RefreshTopic(ctx, name)
 	}
 	switch {
@@ -264,15 +280,15 @@ func (s *Server) metadataTopic(ctx context.Context, name string, autoCreate, ask
 		// Counted by the broker; Metadata has no code for a refused
 		// creation that clients would retry, so the topic is unknown.
 		s.log.Debug("kafka metadata: auto-create refused by a limit", "topic", name, "err", err)
-		return actors.Topic{}, kerr.UnknownTopicOrPartition.Code, false
+		return actors.Topic{}, kerr.UnknownTopicOrPartition.Code, autoCreateRefused
 	case err != nil:
 		s.log.Warn("kafka metadata: auto-create topic failed", "topic", name, "err", err)
-		return actors.Topic{}, errorCode(err), false
+		return actors.Topic{}, errorCode(err), autoCreateNone
 	}
-	if created {
+	if outcome == autoCreated {
 		s.log.Info("auto-created topic", "topic", name, "partitions", t.Partitions)
 	}
-	return t, 0, created
+	return t, 0, outcome
 }
 
 // leaderEpochs returns the lease epoch of every partition of topics that
