@@ -293,6 +293,17 @@ func TestLimitsF1PartitionCaps(t *testing.T) {
 			st = createPartitions(t, cl, "a", 41)
 			wantCode(t, "grow a to 41 (over the per-topic cap)", st.ErrorCode, kerr.InvalidPartitions, st.ErrorMessage)
 
+			// A WAL log is a partition too: a full cluster refuses it, 403.
+			resp, err := http.Post("http://"+n.WALAddr().String()+"/v1/create", "application/json", strings.NewReader(`{"name":"wal-1"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), `"code":"PermissionDenied"`) {
+				t.Errorf("WAL create in a full cluster: %s %s, want 403 PermissionDenied", resp.Status, body)
+			}
+
 			count, err := n.store.PartitionCount(t.Context())
 			if err != nil || count != 61 {
 				t.Errorf("the cluster holds %d partitions (%v), want 61: nothing past the caps", count, err)
@@ -303,8 +314,8 @@ func TestLimitsF1PartitionCaps(t *testing.T) {
 			if got := counter(t, n.reg, "morax_limit_refusals_total", "topic_partitions"); got != 4 {
 				t.Errorf("refusals for topic_partitions = %v, want 4", got)
 			}
-			if got := counter(t, n.reg, "morax_limit_refusals_total", "cluster_partitions"); got != 2 {
-				t.Errorf("refusals for cluster_partitions = %v, want 2", got)
+			if got := counter(t, n.reg, "morax_limit_refusals_total", "cluster_partitions"); got != 3 {
+				t.Errorf("refusals for cluster_partitions = %v, want 3", got)
 			}
 			by.check()
 		})
