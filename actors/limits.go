@@ -36,6 +36,10 @@ type Limits struct {
 	CreateRate float64
 	// CreateBurst is the size of the creation token bucket.
 	CreateBurst int
+	// StartsPerPoll bounds the partitions the ownership loop starts per
+	// poll, so their lease takes and state reads do not crowd out the
+	// node's lease renewals.
+	StartsPerPoll int
 }
 
 // DefaultLimits are the values used for zero fields of Limits, read from
@@ -50,6 +54,7 @@ func DefaultLimits() Limits {
 		MaxAutoCreatePerRequest: int(l.MaxAutoCreatePerRequest),
 		CreateRate:              float64(l.CreateRate),
 		CreateBurst:             int(l.CreateBurst),
+		StartsPerPoll:           int(l.PartitionStartsPerPoll),
 	}
 }
 
@@ -75,6 +80,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.CreateBurst <= 0 {
 		l.CreateBurst = d.CreateBurst
+	}
+	if l.StartsPerPoll <= 0 {
+		l.StartsPerPoll = d.StartsPerPoll
 	}
 	return l
 }

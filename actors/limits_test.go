@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/morax-dev/morax/actors"
+	"github.com/morax-dev/morax/internal/itest"
 	"github.com/morax-dev/morax/persistence/meta"
 )
 
@@ -213,6 +214,40 @@ func TestHealthFollowsLeaseRenewals(t *testing.T) {
 		appendOK(t, b, tp, 0, batchOf(t, "y")) // the partition restarts and holds a lease again
 		for !b.Health().OK() {
 			time.Sleep(5 * time.Millisecond)
+		}
+	})
+}
+
+// The ownership loop starts at most StartsPerPoll partitions per poll: a
+// topic of ten partitions gets two started by the poll its creation asks
+// for, and two more by the next (the poll interval is an hour, so only
+// creations cause polls).
+func TestPartitionStartsPaced(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		o := testOptions("n1")
+		o.Limits.StartsPerPoll = 2
+		reg := prometheus.NewRegistry()
+		o.Metrics = reg
+		b := startBroker(t, be, o)
+		self := meta.Node{ID: "n1", KafkaAddr: "127.0.0.1:1", WALAddr: "127.0.0.1:2", RemoteAddr: "127.0.0.1:3"}
+		m, err := actors.StartMembership(context.Background(), be.meta, self, time.Second, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = m.Close(ctx)
+		})
+		if err := b.StartCluster(actors.ClusterOptions{Self: self, Poll: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		createTopic(t, b, "ten", 10, nil)
+		itest.WaitForGauge(t, reg, "morax_partition_actors", 2)
+		createTopic(t, b, "one", 1, nil)
+		itest.WaitForGauge(t, reg, "morax_partition_actors", 4)
+		if h := b.Health(); h.Partitions != 4 {
+			t.Errorf("%d partitions started after two polls, want 4", h.Partitions)
 		}
 	})
 }

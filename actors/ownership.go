@@ -468,7 +468,8 @@ func (c *ownership) read() *polled {
 // placePartitions starts the partitions this node should own and drains,
 // a few per poll, the running ones it should hand over. It starts no more
 // than Limits.MaxNodePartitions: the partitions past it, in topic name
-// order, are refused, and reported (reportRefused) rather than tried.
+// order, are refused, and reported (reportRefused) rather than tried. It
+// starts at most Limits.StartsPerPoll per poll.
 func (c *ownership) placePartitions(v *ClusterView, topics []meta.Topic) {
 	moves := 0
 	limit := c.b.opts.Limits.MaxNodePartitions
@@ -483,7 +484,10 @@ func (c *ownership) placePartitions(v *ClusterView, topics []meta.Topic) {
 			delete(c.moving, k) // the drain finished
 		}
 	}
-	room := limit - len(running)
+	// room is what this poll may start: up to the node's limit, and no
+	// more than StartsPerPoll, so a restart on many partitions (or a
+	// burst of new ones) does not take every lease at once.
+	room := min(limit-len(running), c.b.opts.Limits.StartsPerPoll)
 	for _, t := range topics {
 		for p := range t.Partitions {
 			key := meta.PartitionKey{TopicID: t.ID, Partition: p}

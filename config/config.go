@@ -353,6 +353,14 @@ type LimitsConfig struct {
 	// CreateBurst is how many creations a node admits at once after a
 	// quiet spell (the token bucket's size).
 	CreateBurst int64 `toml:"create_burst"`
+	// PartitionStartsPerPoll bounds the partitions a node's ownership
+	// loop starts per cluster.poll_interval. Each start takes a lease and
+	// reads the partition's state from the metadata store, which the
+	// node's lease renewals share: a node restarted on tens of thousands
+	// of partitions, or given a burst of new ones, starts them over a few
+	// seconds instead of at once (F2 saw renewals time out in such a
+	// burst). Partitions a request reaches first start at once.
+	PartitionStartsPerPoll int64 `toml:"partition_starts_per_poll"`
 }
 
 // Default returns the embedded single-node configuration: metadata in SQLite
@@ -456,6 +464,9 @@ func Default() Config {
 			// share the store with lease renewals (F2): tens per second.
 			CreateRate:  20,
 			CreateBurst: 100,
+			// With the default 250ms poll, about a thousand starts a
+			// second: 50,000 partitions in under a minute.
+			PartitionStartsPerPoll: 256,
 		},
 	}
 }

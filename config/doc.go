@@ -93,6 +93,7 @@
 //	limits.max_auto_create_per_request         MORAX_LIMITS_MAX_AUTO_CREATE_PER_REQUEST
 //	limits.create_rate                         MORAX_LIMITS_CREATE_RATE
 //	limits.create_burst                        MORAX_LIMITS_CREATE_BURST
+//	limits.partition_starts_per_poll           MORAX_LIMITS_PARTITION_STARTS_PER_POLL
 //
 // Values are read as the TOML value would be: durations as above, integers
 // in decimal, booleans as strconv.ParseBool reads them; an empty value sets a

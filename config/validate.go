@@ -318,6 +318,7 @@ func (c Config) checkLimits(ck *checker) {
 	ck.positive(p+"max_auto_create_per_request", l.MaxAutoCreatePerRequest)
 	ck.positive(p+"create_rate", l.CreateRate)
 	ck.positive(p+"create_burst", l.CreateBurst)
+	ck.positive(p+"partition_starts_per_poll", l.PartitionStartsPerPoll)
 	if perTopicOK && clusterOK && int64(l.MaxPartitionsPerTopic) > l.MaxClusterPartitions {
 		ck.add(p+"max_partitions_per_topic", "%d must be <= limits.max_cluster_partitions (%d), or a topic that size could never be created", l.MaxPartitionsPerTopic, l.MaxClusterPartitions)
 	}

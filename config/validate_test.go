@@ -60,7 +60,7 @@ func TestValidate(t *testing.T) {
 		{name: "node id", edit: func(c *Config) { c.Cluster.NodeID = "node-1.eu_west" }},
 		{name: "limits at their smallest", edit: func(c *Config) {
 			c.Limits = LimitsConfig{MaxPartitionsPerTopic: 1, MaxClusterPartitions: 1, MaxNodePartitions: 1,
-				MaxTopicsPerRequest: 1, MaxAutoCreatePerRequest: 1, CreateRate: 1, CreateBurst: 1}
+				MaxTopicsPerRequest: 1, MaxAutoCreatePerRequest: 1, CreateRate: 1, CreateBurst: 1, PartitionStartsPerPoll: 1}
 		}},
 		{
 			name: "limits not positive",
@@ -73,6 +73,7 @@ func TestValidate(t *testing.T) {
 				"limits.max_auto_create_per_request: must be > 0 (got 0)",
 				"limits.create_rate: must be > 0 (got 0)",
 				"limits.create_burst: must be > 0 (got 0)",
+				"limits.partition_starts_per_poll: must be > 0 (got 0)",
 			},
 		},
 		{

@@ -53,6 +53,7 @@ func limits(cfg config.Config) actors.Limits {
 		MaxAutoCreatePerRequest: int(l.MaxAutoCreatePerRequest),
 		CreateRate:              float64(l.CreateRate),
 		CreateBurst:             int(l.CreateBurst),
+		StartsPerPoll:           int(l.PartitionStartsPerPoll),
 	}
 }
 

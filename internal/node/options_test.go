@@ -44,7 +44,7 @@ func custom() config.Config {
 	cl.PollInterval, cl.MaxMovesPerPoll = config.Duration(400*time.Millisecond), 5
 	cl.RemoteListenAddr, cl.RemoteMaxInflight, cl.RemoteMaxInflightBytes = "127.0.0.1:18090", 77, 9<<20
 	c.Limits = config.LimitsConfig{MaxPartitionsPerTopic: 101, MaxClusterPartitions: 1002, MaxNodePartitions: 503,
-		MaxTopicsPerRequest: 14, MaxAutoCreatePerRequest: 6, CreateRate: 8, CreateBurst: 19}
+		MaxTopicsPerRequest: 14, MaxAutoCreatePerRequest: 6, CreateRate: 8, CreateBurst: 19, PartitionStartsPerPoll: 33}
 	return c
 }
 
@@ -83,6 +83,7 @@ func TestMappings(t *testing.T) {
 		{"limits.max_auto_create_per_request", b.Limits.MaxAutoCreatePerRequest, 6},
 		{"limits.create_rate", b.Limits.CreateRate, 8.0},
 		{"limits.create_burst", b.Limits.CreateBurst, 19},
+		{"limits.partition_starts_per_poll", b.Limits.StartsPerPoll, 33},
 
 		{"group slots", g.Slots, actors.DefaultGroupSlots},
 		{"group.min_session_timeout", g.MinSessionTimeout, 2 * time.Second},
