@@ -328,6 +328,12 @@ func (o *leaseOwner) onHold(m *holdLease) {
 // renew sends one batch renewal of every lease of this process, unless
 // one is in flight or nothing is held.
 func (o *leaseOwner) renew() {
+	if !o.holdsAny() && o.failing {
+		// Nothing is held, so nothing fails to renew: without this the
+		// node would report failing renewals until it held a lease again.
+		o.failing, o.failingSince = false, time.Time{}
+		o.publishSoon()
+	}
 	if o.renewing || !o.holdsAny() {
 		return
 	}

@@ -180,9 +180,9 @@ func TestStartFailuresLoggedInAggregate(t *testing.T) {
 		}
 		// The failures reach the registry through its mailbox; wait until
 		// it counted them all.
-		for counterValue(t, reg, "morax_partition_start_failures_total", "other") < parts {
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitFor(t, 30*time.Second, "every start failure counted", func() bool {
+			return counterValue(t, reg, "morax_partition_start_failures_total", "other") >= parts
+		})
 		if n := strings.Count(logs.String(), "partition failed to start"); n != 1 {
 			t.Errorf("%d lines say a partition failed to start, want 1:\n%s", n, logs)
 		}
@@ -204,17 +204,15 @@ func TestHealthFollowsLeaseRenewals(t *testing.T) {
 			t.Fatalf("health before: %+v", h)
 		}
 		failing.armed.Store(true)
-		for b.Health().OK() {
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitFor(t, 30*time.Second, "health failing with the renewals", func() bool { return !b.Health().OK() })
 		if h := b.Health(); len(h.Problems) != 1 || !strings.Contains(h.Problems[0], "lease renewals failing") {
 			t.Errorf("health while renewals fail: %+v", h)
 		}
 		failing.armed.Store(false)
 		appendOK(t, b, tp, 0, batchOf(t, "y")) // the partition restarts and holds a lease again
-		for !b.Health().OK() {
-			time.Sleep(5 * time.Millisecond)
-		}
+		// Healthy again at the next renewal that succeeds, or at once if
+		// the partition lost its lease meanwhile and nothing is held.
+		waitFor(t, 30*time.Second, "health back", func() bool { return b.Health().OK() })
 	})
 }
 
