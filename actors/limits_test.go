@@ -38,6 +38,13 @@ func (l *logBuffer) String() string {
 
 func counterValue(t *testing.T, reg prometheus.Gatherer, name, reason string) float64 {
 	t.Helper()
+	return labelledCounter(t, reg, name, "reason", reason)
+}
+
+// labelledCounter reads the counter name{label=value} from reg, 0 if it
+// has no such series.
+func labelledCounter(t *testing.T, reg prometheus.Gatherer, name, label, value string) float64 {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +55,7 @@ func counterValue(t *testing.T, reg prometheus.Gatherer, name, reason string) fl
 		}
 		for _, m := range mf.GetMetric() {
 			for _, lp := range m.GetLabel() {
-				if lp.GetName() == "reason" && lp.GetValue() == reason {
+				if lp.GetName() == label && lp.GetValue() == value {
 					return m.GetCounter().GetValue()
 				}
 			}

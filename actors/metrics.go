@@ -29,6 +29,7 @@ type metrics struct {
 	groupActors    prometheus.Gauge
 	groupLoads     prometheus.Counter
 	clusterNodes   prometheus.Gauge
+	clusterReads   *prometheus.CounterVec
 	retentionBytes prometheus.Counter
 	orphansDeleted prometheus.Counter
 	mailboxDepth   *prometheus.GaugeVec
@@ -65,6 +66,8 @@ func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
 		groupActors:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "morax_group_actors", Help: "Consumer-group actors running (or stopping) on this node."}),
 		groupLoads:    prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_group_loads_total", Help: "Consumer groups loaded from the metadata store into a new group actor."}),
 		clusterNodes:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "morax_cluster_live_nodes", Help: "Live nodes in the cluster as this node last read them."}),
+		clusterReads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "morax_cluster_reads_total",
+			Help: "Ownership polls by what they read: nodes (the live nodes and the catalog version only), topics (the topic list too), leases (every lease too)."}, []string{"read"}),
 		retentionBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_retention_deleted_objects_total",
 			Help: "Objects deleted by retention or trims once no segment referenced them."}),
 		orphansDeleted: prometheus.NewCounter(prometheus.CounterOpts{Name: "morax_orphan_objects_deleted_total", Help: "Uncommitted objects removed by the sweep."}),
@@ -85,7 +88,7 @@ func newMetrics(reg prometheus.Registerer, b *budget) *metrics {
 		reg.MustRegister(m.appends, m.appendBytes, m.appendErrors, m.flushes, m.flushBytes, m.flushSegments, m.segments, m.flushRecords,
 			m.uploadSeconds, m.commitSeconds, m.metaCommits, m.flushFailures, m.bufferedBytes, m.fetches,
 			m.fetchBytes, m.tailHits, m.coldReads, m.blockHits, m.blockMisses, m.parkedReaders, m.partitions, m.groupActors, m.groupLoads, m.clusterNodes,
-			m.retentionBytes, m.orphansDeleted, m.mailboxDepth, m.mailboxRefused, m.limitRefusals, m.refused, m.startFailures)
+			m.clusterReads, m.retentionBytes, m.orphansDeleted, m.mailboxDepth, m.mailboxRefused, m.limitRefusals, m.refused, m.startFailures)
 	}
 	return m
 }

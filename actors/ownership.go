@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,7 @@ func DefaultClusterOptions() ClusterOptions {
 	c := config.Default().Cluster
 	return ClusterOptions{
 		Poll:            c.PollInterval.Duration(),
+		Refresh:         c.Refresh(),
 		MaxMovesPerPoll: int(c.MaxMovesPerPoll),
 	}
 }
@@ -38,10 +40,16 @@ type ClusterOptions struct {
 	// clock, for the node to count as live. Options.LeaseTTL if zero: a
 	// crashed node stops being chosen about when its leases expire.
 	LiveWithin time.Duration
-	// Poll is how often the loop reads nodes, leases and topics. It bounds
-	// how stale routes are and how soon a released lease is taken up.
-	// DefaultClusterOptions().Poll if zero.
+	// Poll is how often the loop reads the live nodes and the catalog
+	// version, and everything else when those moved or partitions are
+	// moving. It bounds how stale routes are and how soon a released lease
+	// is taken up. DefaultClusterOptions().Poll if zero.
 	Poll time.Duration
+	// Refresh is how often a poll rereads every lease and topic though
+	// nothing says they changed (config.ClusterConfig.Refresh); at most half
+	// of Options.LeaseTTL, at least Poll. DefaultClusterOptions().Refresh if
+	// zero.
+	Refresh time.Duration
 	// Slots is how many consumer-group coordinator slots the cluster shares
 	// (GroupOptions.Slots); zero leases none.
 	Slots int
@@ -163,6 +171,16 @@ type ownership struct {
 	reading       bool        // a poll's read is running
 	again         bool        // a kick came while reading
 	timer         *time.Timer // the next poll
+
+	// What a poll may skip rereading. An idle node's poll reads the live
+	// nodes and one counter; the topic list and the leases, which grow
+	// with the partitions, are reread only when those moved, while
+	// partitions are moving, and every Refresh.
+	topics    []meta.Topic  // the topic list as last read
+	version   int64         // the catalog version topics was read at
+	fullAt    time.Time     // when the leases were last read
+	fullCost  time.Duration // how long that full read took
+	unsettled bool          // the last placement left partitions to start or hand over
 	// stopped is closed when the actor has stopped (see close).
 	stopped chan struct{}
 }
@@ -171,11 +189,23 @@ type ownership struct {
 type (
 	// pollNow asks for a poll now (a tick, or a kick).
 	pollNow struct{}
-	// polled carries a poll's read of the cluster.
+	// polled carries a poll's read of the cluster. topics is nil when the
+	// catalog version had not moved (the list was not reread); full says
+	// the view's leases were reread rather than carried over.
 	polled struct {
-		view   *ClusterView
-		topics []meta.Topic
-		err    error
+		view    *ClusterView
+		topics  []meta.Topic
+		version int64
+		full    bool
+		at      time.Time     // when the read began
+		cost    time.Duration // how long it took
+		err     error
+	}
+	// readQuery is what a poll's off-actor read needs from the actor.
+	readQuery struct {
+		prev    *ClusterView // the view to carry leases over from
+		version int64        // the catalog version of the cached topic list
+		full    bool         // reread everything whatever moved
 	}
 	// stopOwnership closes the ownership actor's mailbox.
 	stopOwnership struct{}
@@ -208,6 +238,10 @@ func (b *Broker) StartCluster(o ClusterOptions) error {
 	if o.MaxMovesPerPoll <= 0 {
 		o.MaxMovesPerPoll = d.MaxMovesPerPoll
 	}
+	if o.Refresh <= 0 {
+		o.Refresh = d.Refresh
+	}
+	o.Refresh = max(min(o.Refresh, b.opts.LeaseTTL/2), o.Poll)
 	c := &ownership{
 		b:       b,
 		o:       o,
@@ -220,7 +254,7 @@ func (b *Broker) StartCluster(o ClusterOptions) error {
 	}
 	// The first read happens before StartCluster returns, so routes are
 	// known by then; the actor acts on it as on any poll.
-	first := c.read()
+	first := c.read(readQuery{full: true})
 	if first.err == nil {
 		c.view.Store(first.view)
 	}
@@ -407,7 +441,20 @@ func (c *ownership) poll() {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
-	go func() { c.mb.tell(c.read()) }()
+	q := readQuery{prev: c.view.Load(), version: c.version, full: c.fullDue(time.Now())}
+	go func() { c.mb.tell(c.read(q)) }()
+}
+
+// fullDue reports whether the next poll must reread every lease and topic
+// even if the nodes and the catalog version stayed the same: the refresh
+// interval has passed, or the last placement left partitions to start or
+// hand over. Unsettled polls are spaced by four times what the last full
+// read took, so a node too loaded to settle (a store so slow that its
+// partitions keep failing to start) spends at most a fifth of its time
+// rereading.
+func (c *ownership) fullDue(now time.Time) bool {
+	since := now.Sub(c.fullAt)
+	return since >= c.o.Refresh || (c.unsettled && since >= 4*c.fullCost)
 }
 
 // apply publishes a poll's view and acts on it.
@@ -428,49 +475,98 @@ func (c *ownership) apply(m *polled) {
 	c.failing = false
 	c.view.Store(m.view)
 	c.b.metrics.clusterNodes.Set(float64(len(m.view.Nodes)))
-	c.placePartitions(m.view, m.topics)
+	switch {
+	case m.topics != nil:
+		c.b.metrics.clusterReads.WithLabelValues("topics").Inc()
+	case m.full:
+		c.b.metrics.clusterReads.WithLabelValues("leases").Inc()
+	default:
+		c.b.metrics.clusterReads.WithLabelValues("nodes").Inc()
+	}
+	if m.topics != nil {
+		c.topics, c.version = m.topics, m.version
+	}
+	if !m.full {
+		// Nothing this node places by moved since the last placement.
+		return
+	}
+	c.fullAt, c.fullCost = m.at, m.cost
+	c.unsettled = c.placePartitions(m.view, c.topics)
 	if c.o.Slots > 0 {
 		c.b.leases.mb.tell(&slotPlan{view: m.view})
 	}
 }
 
-// read reads the cluster: live nodes, leases and topics. It runs off the
-// actor and touches none of its fields; it also brings the topic cache in
-// line with the store (syncTopics), which the catalog guards itself.
-func (c *ownership) read() *polled {
+// read reads the cluster: the live nodes and the catalog version always;
+// the topic list when the version moved (or q.full); the leases when the
+// topics or the nodes moved (or q.full), else it carries q.prev's over. It
+// runs off the actor and touches none of its fields; it also brings the
+// topic cache in line with the store (syncTopics), which the catalog
+// guards itself.
+func (c *ownership) read(q readQuery) *polled {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), max(c.o.Poll*4, 2*time.Second))
 	defer cancel()
 	nodes, err := c.b.meta.LiveNodes(ctx, c.o.LiveWithin)
 	if err != nil {
 		return &polled{err: fmt.Errorf("live nodes: %w", err)}
 	}
-	leases, err := c.b.meta.Leases(ctx, "")
+	// The version is read before the list: a change between the two makes
+	// the next poll read the list again, never miss it.
+	version, err := c.b.meta.CatalogVersion(ctx)
 	if err != nil {
-		return &polled{err: fmt.Errorf("leases: %w", err)}
+		return &polled{err: err}
 	}
-	topics, err := c.b.meta.ListTopics(ctx, "", "", 0)
-	if err != nil {
-		return &polled{err: fmt.Errorf("topics: %w", err)}
+	var topics []meta.Topic
+	if q.full || version != q.version {
+		if topics, err = c.b.meta.ListTopics(ctx, "", "", 0); err != nil {
+			return &polled{err: fmt.Errorf("topics: %w", err)}
+		}
+		if topics == nil {
+			topics = []meta.Topic{} // read, and empty
+		}
 	}
-	v := &ClusterView{Self: c.o.Self.ID, Nodes: nodes, At: time.Now(), byID: make(map[string]int, len(nodes)), leases: make(map[string]meta.Lease, len(leases))}
+	full := topics != nil || q.prev == nil || !sameNodes(q.prev.Nodes, nodes)
+	v := &ClusterView{Self: c.o.Self.ID, Nodes: nodes, At: time.Now(), byID: make(map[string]int, len(nodes))}
 	for i, n := range v.Nodes { // ordered by id (meta.Store.LiveNodes)
 		v.byID[n.ID] = i
 	}
-	for _, l := range leases {
-		if l.Owner != "" {
-			v.leases[l.Resource] = l
+	if full {
+		leases, err := c.b.meta.Leases(ctx, "")
+		if err != nil {
+			return &polled{err: fmt.Errorf("leases: %w", err)}
 		}
+		v.leases = make(map[string]meta.Lease, len(leases))
+		for _, l := range leases {
+			if l.Owner != "" {
+				v.leases[l.Resource] = l
+			}
+		}
+	} else {
+		v.leases = q.prev.leases // immutable once published: shared, not copied
 	}
-	c.b.syncTopics(ctx, topics)
-	return &polled{view: v, topics: topics}
+	if topics != nil {
+		c.b.syncTopics(ctx, topics)
+	}
+	return &polled{view: v, topics: topics, version: version, full: full, at: start, cost: time.Since(start)}
+}
+
+// sameNodes reports whether two live-node lists (ordered by id) name the
+// same nodes at the same addresses; heartbeat times do not count.
+func sameNodes(a, b []meta.Node) bool {
+	return slices.EqualFunc(a, b, func(x, y meta.Node) bool {
+		return x.ID == y.ID && x.KafkaAddr == y.KafkaAddr && x.WALAddr == y.WALAddr && x.RemoteAddr == y.RemoteAddr
+	})
 }
 
 // placePartitions starts the partitions this node should own and drains,
 // a few per poll, the running ones it should hand over. It starts no more
 // than Limits.MaxNodePartitions: the partitions past it, in topic name
 // order, are refused, and reported (reportRefused) rather than tried. It
-// starts at most Limits.StartsPerPoll per poll.
-func (c *ownership) placePartitions(v *ClusterView, topics []meta.Topic) {
+// starts at most Limits.StartsPerPoll per poll. It reports whether any
+// partition was left to start (within the limit) or hand over, so the next
+// poll rereads the leases to follow the move.
+func (c *ownership) placePartitions(v *ClusterView, topics []meta.Topic) (unsettled bool) {
 	moves := 0
 	limit := c.b.opts.Limits.MaxNodePartitions
 	mine := 0 // partitions this node should own
@@ -498,19 +594,26 @@ func (c *ownership) placePartitions(v *ClusterView, topics []meta.Topic) {
 			}
 			switch {
 			case desired == v.Self && !running[key]:
+				if len(running) < limit {
+					unsettled = true // more to start than this poll's room, or not yet free
+				}
 				if room > 0 && c.mayStart(t.ID, p) {
 					room--
 					c.b.registry.tell(&ensure{topic: t, partition: p})
 				}
-			case desired != v.Self && desired != "" && running[key] && !c.moving[key] && moves < c.o.MaxMovesPerPoll:
-				moves++
-				c.moving[key] = true
-				c.b.opts.Logger.Info("handing partition over", "topic", t.Name, "partition", p, "to", desired)
-				c.b.registry.tell(&drainOne{key: key})
+			case desired != v.Self && desired != "" && running[key]:
+				unsettled = true
+				if !c.moving[key] && moves < c.o.MaxMovesPerPoll {
+					moves++
+					c.moving[key] = true
+					c.b.opts.Logger.Info("handing partition over", "topic", t.Name, "partition", p, "to", desired)
+					c.b.registry.tell(&drainOne{key: key})
+				}
 			}
 		}
 	}
 	c.reportRefused(max(0, mine-limit), limit)
+	return unsettled
 }
 
 // refusedLogEvery spaces the log lines saying how many partitions the node

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/morax-dev/morax/actors"
 	"github.com/morax-dev/morax/persistence/meta"
 )
@@ -343,4 +345,52 @@ func TestClusterGroupWritesFenced(t *testing.T) {
 		t.Fatalf("stored offsets %+v, %v; want only the commit made while owning", offs, err)
 	}
 	waitFor(t, 10*time.Second, "the loop notices the lost slot", func() bool { return !n.b.OwnsSlot(slot) })
+}
+
+// TestIdlePollsSkipTheFullRead checks that an idle node's polls read only
+// the live nodes and the catalog version: the topic list and the leases,
+// which grow with the partitions, are reread once per refresh (half the
+// lease), not every poll. A topic created through the store still reaches
+// the loop at once, through the catalog version.
+func TestIdlePollsSkipTheFullRead(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		o := testOptions("idle")
+		reg := o.Metrics.(*prometheus.Registry)
+		b := startBroker(t, be, o)
+		self := meta.Node{ID: "idle", KafkaAddr: "127.0.0.1:1", WALAddr: "127.0.0.1:2", RemoteAddr: "127.0.0.1:3"}
+		m, err := actors.StartMembership(context.Background(), be.meta, self, 100*time.Millisecond, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Close(context.Background()) })
+		if err := b.StartCluster(actors.ClusterOptions{Self: self, Poll: 10 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		reads := func(kind string) float64 { return labelledCounter(t, reg, "morax_cluster_reads_total", "read", kind) }
+		full := func() float64 { return reads("topics") + reads("leases") }
+
+		tp := createTopic(t, b, "idle-a", 4, nil)
+		waitFor(t, 10*time.Second, "idle-a owned", func() bool { return len(owners(t, be, tp)) == 4 })
+
+		start, fullBefore, nodesBefore := time.Now(), full(), reads("nodes")
+		waitFor(t, 30*time.Second, "50 polls", func() bool { return reads("nodes") >= nodesBefore+50 })
+		// Refresh is half of the 3 s lease; allow one more for a refresh
+		// that was due as the window opened.
+		allowed := float64(time.Since(start)/(o.LeaseTTL/2)) + 1
+		if got := full() - fullBefore; got > allowed {
+			t.Fatalf("%v full reads during %v of idle polls (%v nodes-only reads), want at most %v",
+				got, time.Since(start).Round(time.Millisecond), reads("nodes")-nodesBefore, allowed)
+		}
+
+		// A topic created straight in the store, as through another node.
+		topicsBefore := reads("topics")
+		other, err := be.meta.CreateTopic(context.Background(), meta.Topic{Name: "idle-b", Kind: meta.KindKafka, Partitions: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "idle-b owned", func() bool { return len(owners(t, be, other)) == 2 })
+		if reads("topics") <= topicsBefore {
+			t.Fatal("the new topic was placed without a topic read")
+		}
+	})
 }

@@ -281,9 +281,28 @@ type ClusterConfig struct {
 	// topics: it bounds how stale routes are and how soon a released lease
 	// is taken up.
 	PollInterval Duration `toml:"poll_interval"`
+	// RefreshInterval is how often the ownership loop rereads every lease
+	// and topic even though nothing it polls says they changed. Between
+	// refreshes a poll reads only the live nodes and the catalog version,
+	// so an idle node's cost does not grow with its partitions; while
+	// partitions are moving, every poll rereads. Zero (the default) means
+	// half of lease_ttl; a value set must be at least poll_interval and at
+	// most half of lease_ttl, so the lease expiries the node routes by are
+	// never older than half a lease. See Refresh.
+	RefreshInterval Duration `toml:"refresh_interval"`
 	// MaxMovesPerPoll bounds the partitions a node hands over per poll, so
 	// a joining node takes its share gradually.
 	MaxMovesPerPoll int64 `toml:"max_moves_per_poll"`
+}
+
+// Refresh is the ownership loop's refresh interval: RefreshInterval, or
+// half of LeaseTTL when it is zero, and never below PollInterval.
+func (c ClusterConfig) Refresh() time.Duration {
+	r := c.RefreshInterval.Duration()
+	if r <= 0 {
+		r = c.LeaseTTL.Duration() / 2
+	}
+	return max(r, c.PollInterval.Duration())
 }
 
 // TelemetryConfig sets logging and metrics.

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestHelpers(t *testing.T) {
@@ -50,5 +51,24 @@ func TestSlogLevel(t *testing.T) {
 		if got := (LogConfig{Level: in}).SlogLevel(); got != want {
 			t.Errorf("SlogLevel(%q) = %v, want %v", in, got, want)
 		}
+	}
+}
+
+func TestClusterRefresh(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		ttl, poll, refresh time.Duration
+		want               time.Duration
+	}{
+		{"default is half the lease", 10 * time.Second, 250 * time.Millisecond, 0, 5 * time.Second},
+		{"set value kept", 10 * time.Second, 250 * time.Millisecond, 2 * time.Second, 2 * time.Second},
+		{"never below the poll", time.Second, 800 * time.Millisecond, 0, 800 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ClusterConfig{LeaseTTL: Duration(tc.ttl), PollInterval: Duration(tc.poll), RefreshInterval: Duration(tc.refresh)}
+			if got := c.Refresh(); got != tc.want {
+				t.Fatalf("Refresh() = %s, want %s", got, tc.want)
+			}
+		})
 	}
 }

@@ -81,6 +81,7 @@
 //	cluster.remote_max_inflight                MORAX_CLUSTER_REMOTE_MAX_INFLIGHT
 //	cluster.remote_max_inflight_bytes          MORAX_CLUSTER_REMOTE_MAX_INFLIGHT_BYTES
 //	cluster.poll_interval                      MORAX_CLUSTER_POLL_INTERVAL
+//	cluster.refresh_interval                   MORAX_CLUSTER_REFRESH_INTERVAL
 //	cluster.max_moves_per_poll                 MORAX_CLUSTER_MAX_MOVES_PER_POLL
 //	telemetry.log.level                        MORAX_TELEMETRY_LOG_LEVEL
 //	telemetry.log.format                       MORAX_TELEMETRY_LOG_FORMAT
@@ -134,6 +135,7 @@
 //	cluster.remote_listen_addr,
 //	remote_max_inflight(_bytes)  actors.RemoteConfig (clustered nodes only)
 //	cluster.poll_interval,
+//	refresh_interval,
 //	max_moves_per_poll           actors.ClusterOptions (the ownership loop)
 //	telemetry.*                  the logger, /metrics on the WAL listener, pprof
 //	limits.*                     actors.Limits (creation caps and rate, the node's

@@ -301,7 +301,18 @@ func (c Config) checkCluster(ck *checker) {
 	ck.listenAddr(p+"remote_listen_addr", cl.RemoteListenAddr)
 	ck.positive(p+"remote_max_inflight", cl.RemoteMaxInflight)
 	ck.positive(p+"remote_max_inflight_bytes", cl.RemoteMaxInflightBytes)
-	ck.positiveDuration(p+"poll_interval", cl.PollInterval)
+	pollOK := ck.positiveDuration(p+"poll_interval", cl.PollInterval)
+	switch r := cl.RefreshInterval; {
+	case r < 0:
+		ck.add(p+"refresh_interval", "must be >= 0 (got %s; 0 means half of cluster.lease_ttl)", r)
+	case r > 0 && pollOK && ttlOK:
+		switch {
+		case r < cl.PollInterval:
+			ck.add(p+"refresh_interval", "%s must be at least cluster.poll_interval (%s)", cl.RefreshInterval, cl.PollInterval)
+		case cl.RefreshInterval > cl.LeaseTTL/2:
+			ck.add(p+"refresh_interval", "%s must be at most half of cluster.lease_ttl (%s), or the lease expiries routes use go stale", cl.RefreshInterval, cl.LeaseTTL)
+		}
+	}
 	ck.positive(p+"max_moves_per_poll", cl.MaxMovesPerPoll)
 	if a := c.Telemetry.PprofListenAddr; a != "" {
 		ck.listenAddr("telemetry.pprof_listen_addr", a)

@@ -86,6 +86,22 @@ func TestValidate(t *testing.T) {
 			edit:  func(c *Config) { c.Limits.MaxPartitionsPerTopic, c.Limits.MaxClusterPartitions = 100, 10 },
 			wants: []string{"limits.max_partitions_per_topic: 100 must be <= limits.max_cluster_partitions (10)"},
 		},
+		{name: "refresh interval set within bounds", edit: func(c *Config) { c.Cluster.RefreshInterval = Duration(2 * time.Second) }},
+		{
+			name:  "refresh interval negative",
+			edit:  func(c *Config) { c.Cluster.RefreshInterval = Duration(-time.Second) },
+			wants: []string{"cluster.refresh_interval: must be >= 0 (got -1s; 0 means half of cluster.lease_ttl)"},
+		},
+		{
+			name:  "refresh interval over half the lease",
+			edit:  func(c *Config) { c.Cluster.RefreshInterval = Duration(6 * time.Second) },
+			wants: []string{"cluster.refresh_interval: 6s must be at most half of cluster.lease_ttl (10s), or the lease expiries routes use go stale"},
+		},
+		{
+			name:  "refresh interval under the poll",
+			edit:  func(c *Config) { c.Cluster.RefreshInterval = Duration(100 * time.Millisecond) },
+			wants: []string{"cluster.refresh_interval: 100ms must be at least cluster.poll_interval (250ms)"},
+		},
 		{
 			name:  "s3 missing bucket",
 			base:  validS3,

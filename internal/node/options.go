@@ -81,6 +81,7 @@ func clusterOptions(cfg config.Config) actors.ClusterOptions {
 	return actors.ClusterOptions{
 		LiveWithin:      c.LeaseTTL.Duration(),
 		Poll:            c.PollInterval.Duration(),
+		Refresh:         c.Refresh(),
 		Slots:           actors.DefaultGroupSlots,
 		MaxMovesPerPoll: int(c.MaxMovesPerPoll),
 	}

@@ -240,6 +240,10 @@ type Store interface {
 	// total below the current count is ErrInvalid, total equal to it is a
 	// no-op (so a retried request succeeds).
 	AddPartitions(ctx context.Context, name string, total int32) error
+	// CatalogVersion returns a number that changes whenever any topic is
+	// created, deleted, grown or reconfigured, so a poller can skip reading
+	// the topic list while it stays the same. Only equality is meaningful.
+	CatalogVersion(ctx context.Context) (int64, error)
 
 	// Partition returns the committed state of one partition.
 	Partition(ctx context.Context, id TopicID, partition int32) (Partition, error)

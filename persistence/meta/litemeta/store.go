@@ -241,6 +241,15 @@ func (s *Store) AddPartitions(ctx context.Context, name string, total int32) err
 	return nil
 }
 
+// CatalogVersion implements meta.Store.
+func (s *Store) CatalogVersion(ctx context.Context) (int64, error) {
+	var v int64
+	if err := s.r.QueryRowContext(ctx, qCatalogVersion).Scan(&v); err != nil {
+		return 0, fmt.Errorf("catalog version: %w", err)
+	}
+	return v, nil
+}
+
 // Partition implements meta.Store.
 func (s *Store) Partition(ctx context.Context, id meta.TopicID, partition int32) (meta.Partition, error) {
 	p := meta.Partition{TopicID: id, Partition: partition}

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) meta.Store) {
 		{"TopicConfig", testTopicConfig},
 		{"AddPartitions", testAddPartitions},
 		{"PartitionCount", testPartitionCount},
+		{"CatalogVersion", testCatalogVersion},
 		{"LeaseAcquireRenewRelease", testLeaseAcquireRenewRelease},
 		{"LeaseExpiry", testLeaseExpiry},
 		{"LeaseList", testLeaseList},

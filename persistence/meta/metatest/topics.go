@@ -318,3 +318,47 @@ func testPartitionCount(t *testing.T, s meta.Store) {
 	must(t, err, "delete")
 	count(5, "after a delete")
 }
+
+// testCatalogVersion checks that every kind of topic change moves the
+// catalog version and that reads and non-topic writes leave it alone: the
+// ownership loop skips reading the topic list while it stays the same, so
+// a change that did not move it would never reach other nodes.
+func testCatalogVersion(t *testing.T, s meta.Store) {
+	ctx := ctxFor(t)
+	version := func() int64 {
+		t.Helper()
+		v, err := s.CatalogVersion(ctx)
+		must(t, err, "catalog version")
+		return v
+	}
+	last := version()
+	step := func(what string, moves bool, op func() error) {
+		t.Helper()
+		must(t, op(), what)
+		v := version()
+		if moved := v != last; moved != moves {
+			t.Fatalf("%s: catalog version %d -> %d, want moved=%v", what, last, v, moves)
+		}
+		last = v
+	}
+	var id meta.TopicID
+	step("create", true, func() error {
+		tp, err := s.CreateTopic(ctx, meta.Topic{Name: "cv", Kind: meta.KindKafka, Partitions: 1})
+		id = tp.ID
+		return err
+	})
+	step("read", false, func() error {
+		_, err := s.ListTopics(ctx, "", "", 0)
+		return err
+	})
+	step("lease", false, func() error {
+		_, err := s.AcquireLease(ctx, meta.PartitionResource(id, 0), "n1@a", time.Minute)
+		return err
+	})
+	step("config", true, func() error { return s.SetTopicConfig(ctx, "cv", map[string]string{"retention.ms": "5"}) })
+	step("grow", true, func() error { return s.AddPartitions(ctx, "cv", 3) })
+	step("delete", true, func() error {
+		_, err := s.DeleteTopic(ctx, "cv")
+		return err
+	})
+}
