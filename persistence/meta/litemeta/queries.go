@@ -206,7 +206,7 @@ SET kafka_addr = excluded.kafka_addr,
     heartbeat_at = ?6`
 
 	qCatalogVersion = `SELECT version FROM catalog_version WHERE id = 1`
-	qLiveNodes = `
+	qLiveNodes      = `
 SELECT id, kafka_addr, wal_addr, remote_addr, started_at, heartbeat_at FROM nodes
 WHERE heartbeat_at > ?1 - ?2
 ORDER BY id`

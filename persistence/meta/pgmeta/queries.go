@@ -362,7 +362,7 @@ SET kafka_addr = EXCLUDED.kafka_addr,
     heartbeat_at = now()`
 
 	qCatalogVersion = `SELECT version FROM catalog_version WHERE id = 1`
-	qLiveNodes = `
+	qLiveNodes      = `
 SELECT id, kafka_addr, wal_addr, remote_addr, started_at, heartbeat_at FROM nodes
 WHERE heartbeat_at > now() - $1::bigint * interval '1 microsecond'
 ORDER BY id`
