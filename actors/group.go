@@ -110,6 +110,11 @@ type groupIO struct {
 	run func(ctx context.Context) error
 	// done runs on the actor afterwards; nil when there is nothing to do.
 	done func(err error)
+	// answer, when set, is an error of run that done turns into the
+	// client's answer (deleting a group the store does not hold) rather
+	// than a failure, so it is not logged: a client must not be able to
+	// fill the node's log with warnings by asking for what is not there.
+	answer error
 }
 
 // groupMember is a member of a group.
@@ -275,7 +280,7 @@ func (g *groupActor) Receive(ctx actor.Context) {
 		g.stop(ctx, m.err)
 	case *groupIODone:
 		g.ioBusy = false
-		if m.err != nil {
+		if m.err != nil && (m.job.answer == nil || !errors.Is(m.err, m.job.answer)) {
 			g.gs.b.Options().Logger.Warn("group metadata operation failed", "group", g.name, "op", m.job.what, "err", m.err)
 		}
 		if m.job.done != nil {

@@ -176,8 +176,9 @@ func (g *groupActor) delete(m *deleteMsg) {
 	// Requests wait until the delete is done, so none sees half a group.
 	g.blocked = true
 	g.enqueue(&groupIO{
-		what: "delete group",
-		run:  func(ctx context.Context) error { return g.gs.b.Meta().DeleteGroup(ctx, g.name) },
+		what:   "delete group",
+		run:    func(ctx context.Context) error { return g.gs.b.Meta().DeleteGroup(ctx, g.name) },
+		answer: meta.ErrNotFound,
 		done: func(err error) {
 			g.blocked = false
 			switch {

@@ -53,6 +53,8 @@ type Options struct {
 	Backend Backend
 	// Broker adjusts the broker's options before it starts.
 	Broker func(*actors.Options)
+	// Groups adjusts the group coordinator's options before it starts.
+	Groups func(*actors.GroupOptions)
 	// Server adjusts the Kafka server's config before it starts.
 	Server func(*kafka.Config)
 	// Logger receives the node's logs; nil logs warnings and errors to
@@ -106,7 +108,11 @@ func Start(t testing.TB, opts Options) *Node {
 	if err != nil {
 		t.Fatalf("start broker: %v", err)
 	}
-	groups := actors.NewGroups(broker, actors.GroupOptions{})
+	var gopts actors.GroupOptions
+	if opts.Groups != nil {
+		opts.Groups(&gopts)
+	}
+	groups := actors.NewGroups(broker, gopts)
 	cfg := kafka.Config{
 		Broker:            broker,
 		Groups:            groups,
