@@ -508,6 +508,13 @@ func FuzzHandlers(f *testing.F) {
 			}
 			checkProbe(t, name, pbody)
 		}
+		if silent && fc != nil {
+			// A partition of an acks=0 produce may fail after the probe
+			// was answered, and the node then closes the connection (as
+			// documented); the next iteration starts on a fresh one.
+			fc.nc.Close()
+			fc = nil
+		}
 		if logged := watch.take(); len(logged) > 0 {
 			t.Fatalf("%s: the node logged:\n%s", name, strings.Join(logged, "\n"))
 		}
