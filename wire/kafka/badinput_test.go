@@ -367,6 +367,23 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 
+	// requestCases are well-formed requests with values a handler must
+	// refuse: each names the error code it must get and a piece of the
+	// message where the response carries one.
+	for _, c := range badRequestCases(t, topic) {
+		t.Run(c.name, func(t *testing.T) {
+			r := dialRaw(t, n.Addr)
+			code, msg := c.result(r.roundTrip(c.req))
+			if code != c.want {
+				t.Fatalf("error code %d (%v), want %d (%v); message %q", code, kerr.ErrorForCode(code), c.want, kerr.ErrorForCode(c.want), msg)
+			}
+			if !strings.Contains(msg, c.message) {
+				t.Fatalf("message %q does not mention %q", msg, c.message)
+			}
+			stillWorks(t)
+		})
+	}
+
 	t.Run("acks=0 error closes the connection", func(t *testing.T) {
 		r := dialRaw(t, n.Addr)
 		r.send(produceReq(9, "no-such-topic", 0, 0, testBatch(t, segment.CodecNone)))
