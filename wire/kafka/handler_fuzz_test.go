@@ -395,6 +395,10 @@ func FuzzHandlers(f *testing.F) {
 	watch := &logWatch{}
 	n := kafkatest.Start(f, kafkatest.Options{
 		Logger: slog.New(watch),
+		// A fuzzed CreateTopics may ask for up to the limit; a small one
+		// keeps such an iteration cheap, and the refusal above it is
+		// reached all the same.
+		Broker: func(o *actors.Options) { o.Limits.MaxPartitionsPerTopic = 8 },
 		Groups: func(o *actors.GroupOptions) {
 			// No initial delay, and sessions of at most 500 ms: a member
 			// a fuzzed join left behind expires quickly, so a later join
