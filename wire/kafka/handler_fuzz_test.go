@@ -129,7 +129,10 @@ type logWatch struct {
 	got []string
 }
 
+// Enabled implements slog.Handler: warnings and errors only.
 func (w *logWatch) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+// Handle implements slog.Handler, keeping the record as one line.
 func (w *logWatch) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
 	b.WriteString(r.Level.String() + " " + r.Message)
@@ -142,8 +145,13 @@ func (w *logWatch) Handle(_ context.Context, r slog.Record) error {
 	w.mu.Unlock()
 	return nil
 }
+// WithAttrs implements slog.Handler; the loggers' own attributes (component,
+// connection) do not help tell what a fuzzed request did, so they are
+// dropped.
 func (w *logWatch) WithAttrs([]slog.Attr) slog.Handler { return w }
-func (w *logWatch) WithGroup(string) slog.Handler      { return w }
+
+// WithGroup implements slog.Handler, dropping the group as WithAttrs does.
+func (w *logWatch) WithGroup(string) slog.Handler { return w }
 
 // take returns and forgets what was logged so far.
 func (w *logWatch) take() []string {
