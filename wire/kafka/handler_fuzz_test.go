@@ -145,6 +145,7 @@ func (w *logWatch) Handle(_ context.Context, r slog.Record) error {
 	w.mu.Unlock()
 	return nil
 }
+
 // WithAttrs implements slog.Handler; the loggers' own attributes (component,
 // connection) do not help tell what a fuzzed request did, so they are
 // dropped.
