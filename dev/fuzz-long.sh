@@ -3,8 +3,9 @@
 # each (default 10m), one after another. A target that fails does not stop
 # the run: the next target still gets its time, and the script exits 1 at
 # the end, naming every target that failed. A summary table closes the
-# output: package, target, wall time, executions (from go test's last
-# "execs:" progress line; "-" when it printed none) and the result.
+# output: package, target, wall time (compiling included), executions
+# (from go test's last "execs:" progress line; "-" when it printed none)
+# and the result.
 #
 # When a target fails, go test writes the input that failed under the
 # package's testdata/fuzz/<Target>/; the summary prints that path. Once the
@@ -43,6 +44,11 @@ for pkg in $(go list "${pkgs[@]}"); do
 		secs=$(($(date +%s) - start))
 		# Progress lines read "fuzz: elapsed: 3s, execs: 1234 (411/sec), ...".
 		execs=$(grep -o 'execs: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
+		# FUZZTIME counts the replay of the cached corpus too: a target
+		# with a large corpus and a short FUZZTIME may never start fuzzing.
+		if [ -z "$execs" ] && grep -q 'gathering baseline coverage' "$log"; then
+			execs="0 (corpus replay only)"
+		fi
 		if [ "$rc" -eq 0 ]; then
 			result=ok
 		else
