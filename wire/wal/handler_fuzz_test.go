@@ -115,6 +115,7 @@ func FuzzHandler(f *testing.F) {
 		{"GET", "/v1/health", "", "", "", -1, nil},
 		{"HEAD", "/v1/health", "", "", "", -1, nil},
 		{"GET", "/v1/cluster", "", "", "", -1, nil},
+		{"GET", "/v1/status", "", "gzip", "", -1, nil},
 		{"PATCH", "/v1/read", js, "", "", -1, []byte(`{}`)},
 		{"GET", "/metrics", "", "gzip", "", -1, nil},
 		{"GET", "//v1/../v1/logs/%2e%2e", "", "", "", -1, nil},
