@@ -38,7 +38,7 @@ func entries(vals ...string) []Entry {
 
 func check(t *testing.T, h History) Result {
 	t.Helper()
-	r := Check(h, 10*time.Second)
+	r := Check(h, Options{Timeout: 10 * time.Second})
 	for _, p := range r.Problems {
 		t.Logf("problem: %s", p)
 	}
@@ -240,7 +240,18 @@ func TestRecorder(t *testing.T) {
 	if len(h.Ops) != 3 || h.Ops[0].Outcome != OK || h.Ops[1].Outcome != Unknown {
 		t.Fatalf("ops: %v", h.Ops)
 	}
-	if res := Check(h, 10*time.Second); !res.OK() {
+	if res := Check(h, Options{Timeout: 10 * time.Second}); !res.OK() {
 		t.Fatalf("problems: %v", res.Problems)
 	}
+}
+
+func TestCheckMaxOpsKeepsDirectChecks(t *testing.T) {
+	r := Check(History{
+		Ops:   []Op{app(0, 1, "t/0", 0, 1, OK, 0, "a"), app(1, 1, "t/0", 2, 3, OK, 1, "b")},
+		Final: map[string][]Entry{"t/0": entries("a")},
+	}, Options{MaxOps: 1})
+	if r.Linearizable["t/0"] != porcupine.Unknown {
+		t.Errorf("porcupine ran on a log over MaxOps: %v", r.Linearizable)
+	}
+	wantProblem(t, r, "lost acknowledged write")
 }
