@@ -58,7 +58,7 @@ type Cluster struct {
 	dir    string
 	// db is a pool, not one connection, so the harness's checks survive
 	// a restart of PostgreSQL by the fault tests.
-	db     *pgxpool.Pool
+	db *pgxpool.Pool
 	// nodePG and nodeS3 are what the nodes are configured with: the
 	// servers themselves, or fault proxies in front of them.
 	nodePG string
