@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -209,8 +210,9 @@ func (c *Cluster) StartRecordedWAL(rec *history.Recorder, name string, via []*No
 
 // StartRecordedGroup starts a consumer group member reading topic and
 // committing what each poll returned, recording every record it reads and
-// every offset commit (with the group generation it was made in).
-func (c *Cluster) StartRecordedGroup(rec *history.Recorder, group, topic string, member int) *Recorded {
+// every offset commit (with the group generation it was made in). Without
+// recordReads only the commits are recorded.
+func (c *Cluster) StartRecordedGroup(rec *history.Recorder, group, topic string, member int, recordReads bool) *Recorded {
 	c.t.Helper()
 	cl := c.kafkaClient(
 		kgo.ConsumerGroup(group),
@@ -243,7 +245,9 @@ func (c *Cluster) StartRecordedGroup(rec *history.Recorder, group, topic string,
 			}
 			next := map[int32]int64{}
 			for _, r := range recs {
-				rec.Read(id, KafkaLog(r.Topic, r.Partition), r.Offset, string(r.Value), call, ret)
+				if recordReads {
+					rec.Read(id, KafkaLog(r.Topic, r.Partition), r.Offset, string(r.Value), call, ret)
+				}
 				next[r.Partition] = max(next[r.Partition], r.Offset+1)
 			}
 			_, gen := cl.GroupMetadata()
@@ -354,3 +358,36 @@ func (c *Cluster) CreateWAL(name string) {
 
 // String describes the workload, for logs.
 func (w *Recorded) String() string { return strings.TrimSpace(w.what) }
+
+// MeasureProduceRate produces to topic's partitions as fast as one client
+// with a bounded buffer can for d and returns the acknowledged records per
+// second: what the cluster sustains, for a soak to load at a fraction of.
+func (c *Cluster) MeasureProduceRate(topic string, partitions int32, d time.Duration) float64 {
+	c.t.Helper()
+	cl := c.kafkaClient(
+		kgo.DefaultProduceTopic(topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(5*time.Millisecond),
+		kgo.MaxBufferedRecords(10000),
+	)
+	defer cl.Close()
+	var acked atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	began := time.Now()
+	for seq := 0; ctx.Err() == nil; seq++ {
+		// Produce blocks while the buffer is full: the pace is the
+		// cluster's.
+		cl.Produce(ctx, &kgo.Record{Partition: int32(seq % int(partitions)), Value: fmt.Appendf(nil, "probe-%09d", seq)}, func(_ *kgo.Record, err error) {
+			if err == nil {
+				acked.Add(1)
+			}
+		})
+	}
+	took := time.Since(began)
+	fctx, fcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer fcancel()
+	_ = cl.Flush(fctx)
+	return float64(acked.Load()) / took.Seconds()
+}

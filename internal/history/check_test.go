@@ -218,7 +218,11 @@ func TestSucceededWithin(t *testing.T) {
 		app(2, 1, "t/0", 12, 16, Unknown, 0, "c"),
 		app(3, 1, "t/0", 18, 25, OK, 2, "d"), // answered after
 	}}
-	got := h.SucceededWithin(10*ms, 20*ms)
+	h.Ops = append(h.Ops, commit(4, "g", 1, "t/0", 14, 1))
+	if got := h.SucceededWithin(10*ms, 20*ms, Append, Commit); len(got) != 2 {
+		t.Fatalf("appends and commits inside: %v", got)
+	}
+	got := h.SucceededWithin(10*ms, 20*ms, Append)
 	if len(got) != 1 || got[0].ID != 1 {
 		t.Fatalf("got %v, want only #1", got)
 	}
@@ -236,7 +240,13 @@ func TestRecorder(t *testing.T) {
 	a.OK(0)
 	r.Read(3, "t/0", 0, "a", r.Now(), r.Now())
 	r.Final("t/0", entries("a"))
+	if first := r.FirstAckAfter(0); len(first) != 1 || first["t/0"] == 0 {
+		t.Fatalf("recorder's first ack: %v", first)
+	}
 	h := r.History()
+	if got := h.FirstAckAfter(0); got["t/0"] != r.FirstAckAfter(0)["t/0"] {
+		t.Fatalf("history and recorder disagree on the first ack: %v", got)
+	}
 	if len(h.Ops) != 3 || h.Ops[0].Outcome != OK || h.Ops[1].Outcome != Unknown {
 		t.Fatalf("ops: %v", h.Ops)
 	}

@@ -13,6 +13,7 @@ package history
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -102,6 +103,13 @@ type Recorder struct {
 	mu    sync.Mutex
 	ops   []*Op
 	final map[string][]Entry
+	// acks are, per log, the times appends were acknowledged, ascending
+	// (they are taken under mu): FirstAckAfter answers from them without
+	// copying the history, which a soak polls for hours.
+	acks map[string][]time.Duration
+	// logs interns log names: a soak records millions of operations on a
+	// few logs.
+	logs map[string]string
 }
 
 // Entry is one record of a log as read back at the end: its offset and
@@ -113,7 +121,7 @@ type Entry struct {
 
 // NewRecorder returns an empty recorder whose clock starts now.
 func NewRecorder() *Recorder {
-	return &Recorder{start: time.Now(), final: map[string][]Entry{}}
+	return &Recorder{start: time.Now(), final: map[string][]Entry{}, acks: map[string][]time.Duration{}, logs: map[string]string{}}
 }
 
 // Since is the recorder's clock at t: durations since the recorder was
@@ -139,6 +147,7 @@ func (r *Recorder) Begin(op Op) *Handle {
 	o.Values = append([]string(nil), op.Values...)
 	o.Outcome = Pending
 	r.mu.Lock()
+	o.Log = r.intern(o.Log)
 	o.ID = len(r.ops)
 	o.Call = r.Now()
 	r.ops = append(r.ops, &o)
@@ -146,10 +155,21 @@ func (r *Recorder) Begin(op Op) *Handle {
 	return &Handle{r: r, op: &o}
 }
 
+func (r *Recorder) intern(log string) string {
+	if l, ok := r.logs[log]; ok {
+		return l
+	}
+	r.logs[log] = log
+	return log
+}
+
 func (h *Handle) end(out Outcome, offset int64, err error) {
 	h.r.mu.Lock()
 	defer h.r.mu.Unlock()
 	h.op.Return = h.r.Now()
+	if out == OK && h.op.Kind == Append {
+		h.r.acks[h.op.Log] = append(h.r.acks[h.op.Log], h.op.Return)
+	}
 	h.op.Outcome = out
 	if offset >= 0 {
 		h.op.Offset = offset
@@ -175,7 +195,7 @@ func (h *Handle) Unknown(err error) { h.end(Unknown, -1, err) }
 func (r *Recorder) Read(client int, log string, offset int64, value string, call, ret time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.ops = append(r.ops, &Op{ID: len(r.ops), Client: client, Kind: Read, Log: log, Offset: offset,
+	r.ops = append(r.ops, &Op{ID: len(r.ops), Client: client, Kind: Read, Log: r.intern(log), Offset: offset,
 		Values: []string{value}, Outcome: OK, Call: call, Return: ret})
 }
 
@@ -218,14 +238,32 @@ func (r *Recorder) History() History {
 	return History{Ops: ops, Final: final}
 }
 
-// SucceededWithin returns the appends and commits that were both called
-// and answered with success inside [from, to]: while a backend they need
-// is away none can be, so any is a false success.
-func (h History) SucceededWithin(from, to time.Duration) []Op {
+// SucceededWithin returns the operations of the given kinds that were
+// both called and answered with success inside [from, to]: while a
+// backend they need is away none can be, so any is a false success.
+// (Appends need object storage and the metadata store; group commits only
+// the metadata store.)
+func (h History) SucceededWithin(from, to time.Duration, kinds ...Kind) []Op {
 	var out []Op
 	for _, o := range h.Ops {
-		if o.Kind != Read && o.Outcome == OK && o.Call >= from && o.Return <= to {
+		if slices.Contains(kinds, o.Kind) && o.Outcome == OK && o.Call >= from && o.Return <= to {
 			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// FirstAckAfter returns, per log, the first time an append was
+// acknowledged at or after t; a log with none is absent. It reads an
+// index kept as the acknowledgements come, so polling it is cheap.
+func (r *Recorder) FirstAckAfter(t time.Duration) map[string]time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]time.Duration{}
+	for log, times := range r.acks {
+		i := sort.Search(len(times), func(i int) bool { return times[i] >= t })
+		if i < len(times) {
+			out[log] = times[i]
 		}
 	}
 	return out

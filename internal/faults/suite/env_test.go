@@ -105,11 +105,15 @@ type loadShape struct {
 	produceEvery time.Duration
 	walEvery     time.Duration // per appender; one appender through each node
 	groupMembers int
+	// recordReads records every record the group reads (checked against
+	// the logs and by Porcupine); the soak leaves them out, or its history
+	// would not fit in memory.
+	recordReads bool
 }
 
 // shortLoad is steady traffic on every partition and log that two shared
 // cores carry next to three nodes and the backends, under -race.
-var shortLoad = loadShape{partitions: 6, producers: 2, produceEvery: 20 * time.Millisecond, walEvery: 50 * time.Millisecond, groupMembers: 1}
+var shortLoad = loadShape{partitions: 6, producers: 2, produceEvery: 20 * time.Millisecond, walEvery: 50 * time.Millisecond, groupMembers: 1, recordReads: true}
 
 // startLoad creates a topic and a WAL log named after name and starts the
 // recorded workloads on them.
@@ -121,7 +125,7 @@ func (e *env) startLoad(t testing.TB, name string, shape loadShape) *load {
 	l.works = append(l.works, e.c.StartRecordedProducers(l.rec, l.topic, l.partitions, shape.producers, shape.produceEvery))
 	l.works = append(l.works, e.c.StartRecordedWAL(l.rec, l.wal, e.c.Nodes(), shape.walEvery))
 	for i := range shape.groupMembers {
-		l.works = append(l.works, e.c.StartRecordedGroup(l.rec, name+"-group", l.topic, i))
+		l.works = append(l.works, e.c.StartRecordedGroup(l.rec, name+"-group", l.topic, i, shape.recordReads))
 	}
 	return l
 }
@@ -142,7 +146,7 @@ func (l *load) waitAllAcked(t testing.TB, since time.Duration, timeout time.Dura
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		first := l.rec.History().FirstAckAfter(since)
+		first := l.rec.FirstAckAfter(since)
 		var missing []string
 		var last time.Duration
 		for _, lg := range l.logs() {
@@ -166,7 +170,14 @@ func (l *load) waitAllAcked(t testing.TB, since time.Duration, timeout time.Dura
 // finish stops the load, reads every log back and checks the history: the
 // direct checks and Porcupine, no error an outage may not cause, no
 // success inside an outage window, and the segments table's invariants.
-func (l *load) finish(t testing.TB, outages [][2]time.Duration) history.Result {
+// outage is a window in which no append can succeed, nor a group commit
+// when pgAway.
+type outage struct {
+	window [2]time.Duration
+	pgAway bool
+}
+
+func (l *load) finish(t testing.TB, outages []outage) history.Result {
 	t.Helper()
 	for _, w := range l.works {
 		for _, bad := range w.Stop() {
@@ -201,8 +212,12 @@ func (l *load) finish(t testing.TB, outages [][2]time.Duration) history.Result {
 		}
 	}
 	for _, w := range outages {
-		for _, o := range h.SucceededWithin(w[0], w[1]) {
-			t.Errorf("false success: %s succeeded entirely inside the outage [%s, %s]", o, w[0], w[1])
+		kinds := []history.Kind{history.Append}
+		if w.pgAway {
+			kinds = append(kinds, history.Commit)
+		}
+		for _, o := range h.SucceededWithin(w.window[0], w.window[1], kinds...) {
+			t.Errorf("false success: %s succeeded entirely inside the outage [%s, %s]", o, w.window[0], w.window[1])
 		}
 	}
 	t.Logf("history: %s; %d acknowledged appends, %d records read back, %d logs linearizable (%d undecided), checked in %s",

@@ -40,6 +40,10 @@ func (s *scenario) must(err error) {
 // recovery clock starts, and what to do once the cluster serves again.
 type injection struct {
 	outage [][2]time.Duration
+	// pgAway: the metadata store was away, so group commits cannot have
+	// succeeded in the outage either (object storage away stops only
+	// appends).
+	pgAway bool
 	heal   time.Duration
 	after  func()
 }
@@ -60,21 +64,28 @@ func (s *scenario) outage(down func() error, d time.Duration, up func() error) i
 	return injection{outage: [][2]time.Duration{{from, to}}, heal: s.now()}
 }
 
+// pgOutage is an outage of the metadata store.
+func (s *scenario) pgOutage(down func() error, d time.Duration, up func() error) injection {
+	inj := s.outage(down, d, up)
+	inj.pgAway = true
+	return inj
+}
+
 var allFaults = []fault{
 	{"pg-restart", func(s *scenario) injection {
-		return s.outage(s.e.pg.Stop, s.between(0, 2*time.Second), s.e.pg.Start)
+		return s.pgOutage(s.e.pg.Stop, s.between(0, 2*time.Second), s.e.pg.Start)
 	}},
 	{"pg-kill9", func(s *scenario) injection {
-		return s.outage(s.e.pg.Kill, s.between(500*time.Millisecond, 5*time.Second), s.e.pg.Start)
+		return s.pgOutage(s.e.pg.Kill, s.between(500*time.Millisecond, 5*time.Second), s.e.pg.Start)
 	}},
 	{"pg-stopped", func(s *scenario) injection {
-		return s.outage(s.e.pg.Stop, s.between(10*time.Second, 40*time.Second), s.e.pg.Start)
+		return s.pgOutage(s.e.pg.Stop, s.between(10*time.Second, 40*time.Second), s.e.pg.Start)
 	}},
 	{"pg-blackhole", func(s *scenario) injection {
-		return s.outage(s.e.pgProxy.Blackhole, s.between(4*time.Second, 20*time.Second), s.e.pgProxy.Heal)
+		return s.pgOutage(s.e.pgProxy.Blackhole, s.between(4*time.Second, 20*time.Second), s.e.pgProxy.Heal)
 	}},
 	{"pg-refused", func(s *scenario) injection {
-		return s.outage(func() error { s.e.pgProxy.Disable(); return nil }, s.between(4*time.Second, 20*time.Second), s.e.pgProxy.Enable)
+		return s.pgOutage(func() error { s.e.pgProxy.Disable(); return nil }, s.between(4*time.Second, 20*time.Second), s.e.pgProxy.Enable)
 	}},
 	{"minio-kill", func(s *scenario) injection {
 		return s.outage(s.e.minio.Kill, s.between(3*time.Second, 20*time.Second), s.e.minio.Start)
@@ -134,12 +145,14 @@ func TestFaults(t *testing.T) {
 			s.l = e.startLoad(t, f.name, shortLoad)
 			s.l.waitAllAcked(t, 0, 60*time.Second, f.name+" warm-up")
 			rss := e.sampleRSS(250 * time.Millisecond)
-			var outages [][2]time.Duration
+			var outages []outage
 			began := time.Now()
 			for round := 1; ; round++ {
 				time.Sleep(s.between(2*time.Second, 10*time.Second))
 				inj := f.inject(s)
-				outages = append(outages, inj.outage...)
+				for _, w := range inj.outage {
+					outages = append(outages, outage{w, inj.pgAway})
+				}
 				last := s.l.waitAllAcked(t, inj.heal, 90*time.Second, f.name)
 				t.Logf("recovery fault=%s round=%d seconds=%.2f", f.name, round, (last - inj.heal).Seconds())
 				if inj.after != nil {
