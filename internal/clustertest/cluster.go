@@ -90,6 +90,10 @@ type Backends struct {
 	S3              itest.S3Config
 	NodePostgresURL string
 	NodeS3Endpoint  string
+	// PrivateStore: the object store is the test's own and goes with it,
+	// so the test's objects are not deleted one by one at the end (a soak
+	// leaves tens of thousands).
+	PrivateStore bool
 }
 
 // NewWithBackends is New on the given servers instead of the dev ones:
@@ -131,7 +135,9 @@ func NewWithBackends(t testing.TB, shutdownTimeout time.Duration, b Backends) *C
 	c.db = db
 	// Cleanups run last-registered first: nodes die before the objects are
 	// removed and before itest drops the database.
-	t.Cleanup(c.deletePrefix)
+	if !b.PrivateStore {
+		t.Cleanup(c.deletePrefix)
+	}
 	t.Cleanup(db.Close)
 	t.Cleanup(c.shutdown)
 	return c

@@ -82,6 +82,7 @@ func newEnv(t testing.TB, nodes int) *env {
 			SecretKey: faults.MinIOSecretKey, Region: "us-east-1"},
 		NodePostgresURL: pg.URL(e.pgProxy.Addr()),
 		NodeS3Endpoint:  "http://" + e.s3Proxy.Addr(),
+		PrivateStore:    true,
 	})
 	for i := 1; i <= nodes; i++ {
 		e.c.AddNode(fmt.Sprintf("node%d", i))
