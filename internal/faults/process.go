@@ -89,26 +89,6 @@ func freeLoopbackPort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// waitListening waits until addr accepts TCP connections or the process
-// exits or timeout passes.
-func waitListening(addr string, p *proc, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if !p.running() {
-			return fmt.Errorf("exited before listening on %s", addr)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not listening on %s within %s: %w", addr, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // RSS returns the resident set size of process pid, read from
 // /proc/<pid>/status (VmRSS), in bytes.
 func RSS(pid int) (int64, error) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -290,11 +289,4 @@ func (s *rssSampler) finish(t testing.TB, what string) map[string]int64 {
 	}
 	t.Logf("rss fault=%s max %s", what, strings.Join(parts, " "))
 	return maps.Clone(s.max)
-}
-
-// sortedKeys lists a map's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	k := slices.Collect(maps.Keys(m))
-	sort.Strings(k)
-	return k
 }

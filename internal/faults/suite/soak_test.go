@@ -12,9 +12,12 @@ package suite
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -147,4 +150,11 @@ func mean(s []int64) float64 {
 		sum += float64(v)
 	}
 	return sum / float64(len(s))
+}
+
+// sortedKeys lists a map's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	k := slices.Collect(maps.Keys(m))
+	sort.Strings(k)
+	return k
 }
