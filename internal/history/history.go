@@ -110,6 +110,8 @@ type Recorder struct {
 	// logs interns log names: a soak records millions of operations on a
 	// few logs.
 	logs map[string]string
+	// commits counts successful group commits, for warm-up polling.
+	commits int
 }
 
 // Entry is one record of a log as read back at the end: its offset and
@@ -167,6 +169,9 @@ func (h *Handle) end(out Outcome, offset int64, err error) {
 	h.r.mu.Lock()
 	defer h.r.mu.Unlock()
 	h.op.Return = h.r.Now()
+	if out == OK && h.op.Kind == Commit {
+		h.r.commits++
+	}
 	if out == OK && h.op.Kind == Append {
 		h.r.acks[h.op.Log] = append(h.r.acks[h.op.Log], h.op.Return)
 	}
@@ -251,6 +256,13 @@ func (h History) SucceededWithin(from, to time.Duration, kinds ...Kind) []Op {
 		}
 	}
 	return out
+}
+
+// Commits is how many group offset commits succeeded so far.
+func (r *Recorder) Commits() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.commits
 }
 
 // FirstAckAfter returns, per log, the first time an append was

@@ -167,6 +167,19 @@ func (l *load) waitAllAcked(t testing.TB, since time.Duration, timeout time.Dura
 	}
 }
 
+// waitCommits waits until the consumer group has committed offsets, or
+// fails the test after timeout.
+func (l *load) waitCommits(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for l.rec.Commits() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the consumer group committed nothing within %s on a healthy cluster", timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // finish stops the load, reads every log back and checks the history: the
 // direct checks and Porcupine, no error an outage may not cause, no
 // success inside an outage window, and the segments table's invariants.

@@ -144,6 +144,9 @@ func TestFaults(t *testing.T) {
 			s := &scenario{t: t, e: e, rng: rand.New(rand.NewPCG(uint64(seed), uint64(i))), long: long > 0}
 			s.l = e.startLoad(t, f.name, shortLoad)
 			s.l.waitAllAcked(t, 0, 60*time.Second, f.name+" warm-up")
+			// The group too: a fault that hits before the member has
+			// joined would test no commit.
+			s.l.waitCommits(t, 60*time.Second)
 			rss := e.sampleRSS(250 * time.Millisecond)
 			var outages []outage
 			began := time.Now()

@@ -66,6 +66,7 @@ func TestSoak(t *testing.T) {
 	l := e.startLoad(t, "soak", loadShape{partitions: 12, producers: producers, produceEvery: every,
 		walEvery: 30 * time.Millisecond, groupMembers: 2, recordReads: false})
 	l.waitAllAcked(t, 0, 60*time.Second, "soak warm-up")
+	l.waitCommits(t, 60*time.Second)
 
 	rss := e.sampleRSS(max(total/720, time.Second))
 	began := time.Now()
