@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -48,6 +49,23 @@ func newEnv(t testing.TB, nodes int) *env {
 	itest.Need(t, faults.EnvPostgresBin)
 	itest.Need(t, faults.EnvMinIOBin)
 	e := &env{t: t}
+	// Node logs are kept for a failed run: a fault that shows once in
+	// many runs must be diagnosable from that run (the tail the cluster
+	// prints is 150 lines). Passed runs leave nothing.
+	if os.Getenv(clustertest.EnvLogDir) == "" {
+		dir, err := os.MkdirTemp("", "morax-faults-logs-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv(clustertest.EnvLogDir, dir)
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("node logs kept in %s", dir)
+				return
+			}
+			os.RemoveAll(dir)
+		})
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	pg, err := faults.StartPostgres(ctx)
