@@ -118,7 +118,10 @@ func (c *catalog) RefreshTopic(ctx context.Context, name string) (meta.Topic, er
 		return meta.Topic{}, fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
 	if err != nil {
-		return meta.Topic{}, fmt.Errorf("load topic %s: %w", name, err)
+		// ErrStorage: the store being away is retriable (a Kafka client
+		// keeps its records and asks again; a WAL client gets 503), not
+		// an unexpected server error that makes producers drop records.
+		return meta.Topic{}, fmt.Errorf("%w: load topic %s: %w", ErrStorage, name, err)
 	}
 	c.cacheTopic(t)
 	return t, nil
@@ -137,7 +140,7 @@ func (c *catalog) TopicByID(ctx context.Context, id meta.TopicID) (meta.Topic, e
 		return meta.Topic{}, fmt.Errorf("%w: id %s", ErrUnknownTopic, id)
 	}
 	if err != nil {
-		return meta.Topic{}, fmt.Errorf("load topic %s: %w", id, err)
+		return meta.Topic{}, fmt.Errorf("%w: load topic %s: %w", ErrStorage, id, err)
 	}
 	c.cacheTopic(t)
 	return t, nil

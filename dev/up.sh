@@ -89,5 +89,7 @@ export MORAX_TEST_S3_ENDPOINT=http://127.0.0.1:$s3_port
 export MORAX_TEST_S3_ACCESS_KEY=minioadmin
 export MORAX_TEST_S3_SECRET_KEY=minioadmin
 export MORAX_TEST_S3_REGION=us-east-1
+export MORAX_TEST_PG_BIN=$pg_bin
+export MORAX_TEST_MINIO_BIN=$(minio_binary)
 ENV
 log "wrote $here/.env"

@@ -14,6 +14,7 @@ package clustertest
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"io"
 	"os"
@@ -23,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/morax-dev/morax/internal/itest"
@@ -55,7 +56,13 @@ type Cluster struct {
 	s3     itest.S3Config
 	prefix string
 	dir    string
-	db     *pgx.Conn
+	// db is a pool, not one connection, so the harness's checks survive
+	// a restart of PostgreSQL by the fault tests.
+	db *pgxpool.Pool
+	// nodePG and nodeS3 are what the nodes are configured with: the
+	// servers themselves, or fault proxies in front of them.
+	nodePG string
+	nodeS3 string
 	nodes  []*Node
 	ports  map[string]bool // listen addresses given to nodes
 	// stopWait bounds a node's graceful stop (Node.Stop), set from the
@@ -71,9 +78,34 @@ type Cluster struct {
 // node that takes much longer.
 func New(t testing.TB, shutdownTimeout time.Duration) *Cluster {
 	t.Helper()
-	pgURL := itest.PostgresURL(t)
-	s3 := itest.S3(t)
+	return NewWithBackends(t, shutdownTimeout, Backends{PostgresURL: itest.PostgresURL(t), S3: itest.S3(t)})
+}
+
+// Backends names the servers a cluster runs on: the harness reaches them
+// at PostgresURL and S3.Endpoint, the nodes at NodePostgresURL and
+// NodeS3Endpoint when set (a fault proxy in front of the same server), or
+// at the same addresses.
+type Backends struct {
+	PostgresURL     string
+	S3              itest.S3Config
+	NodePostgresURL string
+	NodeS3Endpoint  string
+	// PrivateStore: the object store is the test's own and goes with it,
+	// so the test's objects are not deleted one by one at the end (a soak
+	// leaves tens of thousands).
+	PrivateStore bool
+}
+
+// NewWithBackends is New on the given servers instead of the dev ones:
+// the fault tests' private PostgreSQL and MinIO, reached by the nodes
+// through fault proxies. The database must exist and be empty (the nodes
+// create the schema).
+func NewWithBackends(t testing.TB, shutdownTimeout time.Duration, b Backends) *Cluster {
+	t.Helper()
+	pgURL, s3 := b.PostgresURL, b.S3
 	c := &Cluster{
+		nodePG: cmp.Or(b.NodePostgresURL, pgURL),
+		nodeS3: cmp.Or(b.NodeS3Endpoint, s3.Endpoint),
 		t:      t,
 		bin:    Binary(t),
 		pgURL:  pgURL,
@@ -96,15 +128,17 @@ func New(t testing.TB, shutdownTimeout time.Duration) *Cluster {
 	objects.Close()
 	// The nodes create the schema on start; the harness's own connection
 	// only reads it.
-	db, err := pgx.Connect(ctx, pgURL)
+	db, err := pgxpool.New(ctx, pgURL)
 	if err != nil {
 		t.Fatalf("connect %s: %v", pgURL, err)
 	}
 	c.db = db
 	// Cleanups run last-registered first: nodes die before the objects are
 	// removed and before itest drops the database.
-	t.Cleanup(c.deletePrefix)
-	t.Cleanup(func() { db.Close(context.Background()) })
+	if !b.PrivateStore {
+		t.Cleanup(c.deletePrefix)
+	}
+	t.Cleanup(db.Close)
 	t.Cleanup(c.shutdown)
 	return c
 }
@@ -191,6 +225,16 @@ func tailFile(path string, lines, maxBytes int) string {
 		all = all[len(all)-lines:]
 	}
 	return strings.Join(all, "\n")
+}
+
+// UseT makes t the test the cluster reports to (and fails) until the
+// returned function restores the previous one: a suite that runs its
+// scenarios as subtests of one test on one cluster hands each its own t,
+// since a subtest may not fail its parent with FailNow.
+func (c *Cluster) UseT(t testing.TB) (restore func()) {
+	prev := c.t
+	c.t = t
+	return func() { c.t = prev }
 }
 
 // Node returns the node named id, failing the test if there is none.

@@ -94,8 +94,8 @@ remote_listen_addr = %q
 
 [telemetry.log]
 level = "info"
-`, filepath.Join(dir, "data"), c.pgURL, n.kafkaAddr, n.walAddr,
-		devBucket, c.s3.Region, c.s3.Endpoint, c.s3.AccessKey, c.s3.SecretKey, c.prefix,
+`, filepath.Join(dir, "data"), c.nodePG, n.kafkaAddr, n.walAddr,
+		devBucket, c.s3.Region, c.nodeS3, c.s3.AccessKey, c.s3.SecretKey, c.prefix,
 		id, leaseTTL.String(), heartbeat.String(), n.remoteAddr)
 	if err := os.WriteFile(n.confPath, []byte(conf), 0o600); err != nil {
 		c.t.Fatal(err)
@@ -166,6 +166,27 @@ func nodeEnv() []string {
 		}
 	}
 	return env
+}
+
+// PID is the process id of the node's running process, 0 when it is not
+// running.
+func (n *Node) PID() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
+// Running reports whether the node's process runs (paused or not).
+func (n *Node) Running() bool { return n.running() }
+
+// Paused reports whether the node was paused and not resumed.
+func (n *Node) Paused() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.paused
 }
 
 // Start runs the node's process and waits until it answers health.

@@ -36,6 +36,14 @@ type S3Config struct {
 	Region    string
 }
 
+// Need returns the value of the environment variable env, which dev/up.sh
+// writes to dev/.env. Unset, it skips the test, or fails it under
+// MORAX_REQUIRE_INTEGRATION=1.
+func Need(t testing.TB, env string) string {
+	t.Helper()
+	return need(t, env)
+}
+
 func need(t testing.TB, env string) string {
 	t.Helper()
 	v := os.Getenv(env)
