@@ -27,7 +27,8 @@ import (
 
 var (
 	flagSoakDuration = flag.Duration("soak.duration", 0, "how long the soak runs (default 1h, or MORAX_SOAK_DURATION)")
-	flagSoakMaxRate  = flag.Float64("soak.maxrate", 400, "ceiling on the Kafka records per second of the soak's load: the history of every record must fit in the test's memory")
+	flagSoakMaxRate  = flag.Float64("soak.maxrate", 400, "ceiling on the Kafka records per second of the soak's recorded load: the history of every record must fit in the test's memory")
+	flagSoakBulk     = flag.Bool("soak.bulk", true, "add unrecorded Kafka load (clustertest.BulkLoad, checked by count) so the total is half of what the cluster sustains")
 )
 
 func soakDuration(t *testing.T) time.Duration {
@@ -67,6 +68,19 @@ func TestSoak(t *testing.T) {
 		walEvery: 30 * time.Millisecond, groupMembers: 2, recordReads: false})
 	l.waitAllAcked(t, 0, 60*time.Second, "soak warm-up")
 	l.waitCommits(t, 60*time.Second)
+	// The rest of half the capacity comes from a load that is counted,
+	// not recorded record by record.
+	var bulk *clustertest.BulkLoad
+	bulkRate := 0.0
+	if *flagSoakBulk && capacity/2 > rate {
+		bulkRate = capacity/2 - rate
+		e.c.CreateTopic("soak-bulk", 12)
+		// Retention keeps an hour's volume off the disk; the count check
+		// reads committed end offsets, which retention leaves alone.
+		e.c.SetTopicConfig("soak-bulk", "retention.ms", "120000")
+		bulk = e.c.StartBulk("soak-bulk", bulkRate, 100)
+		t.Logf("soak bulk load: %.0f records/s of 100 bytes, unrecorded, to soak-bulk", bulkRate)
+	}
 
 	rss := e.sampleRSS(max(total/720, time.Second))
 	began := time.Now()
@@ -106,6 +120,20 @@ func TestSoak(t *testing.T) {
 	}
 
 	rss.finish(t, "soak")
+	var bulkAcked, bulkFailed, bulkStored int64
+	if bulk != nil {
+		var firstErr error
+		bulkAcked, bulkFailed, firstErr = bulk.Stop()
+		for _, end := range e.c.PartitionEnds("soak-bulk") {
+			bulkStored += end
+		}
+		t.Logf("soak bulk: %d records acknowledged, %d failed (first: %v), %d committed", bulkAcked, bulkFailed, firstErr, bulkStored)
+		// Idempotent and acks=all: every acknowledged record is committed
+		// once; a failed one may or may not be.
+		if bulkStored < bulkAcked || bulkStored > bulkAcked+bulkFailed {
+			t.Errorf("soak-bulk holds %d records; %d were acknowledged and %d failed: acknowledged records lost or duplicated", bulkStored, bulkAcked, bulkFailed)
+		}
+	}
 	res := l.finish(t, nil)
 
 	// Memory: report every node; require the never-killed one flat.
@@ -139,8 +167,8 @@ func TestSoak(t *testing.T) {
 	if t.Failed() {
 		verdict = "FAIL"
 	}
-	t.Logf("soak summary: duration=%s seed=%d load=%.0frec/s (capacity %.0f) acked_appends=%d records=%d history_problems=%d node_kills=%d recovery_node_max=%.2fs pg_restarts=%d recovery_pg_max=%.2fs rss_node1_growth=%s rss: %s verdict=%s",
-		total, seed, rate, capacity, res.Acked, res.Entries, len(res.Problems), kills, worstKill.Seconds(), restarts, worstPG.Seconds(), flat, strings.Join(report, "; "), verdict)
+	t.Logf("soak summary: duration=%s seed=%d load=%.0frec/s recorded + %.0frec/s bulk (capacity %.0f) bulk_acked=%d bulk_stored=%d acked_appends=%d records=%d history_problems=%d node_kills=%d recovery_node_max=%.2fs pg_restarts=%d recovery_pg_max=%.2fs rss_node1_growth=%s rss: %s verdict=%s",
+		total, seed, rate, bulkRate, capacity, bulkAcked, bulkStored, res.Acked, res.Entries, len(res.Problems), kills, worstKill.Seconds(), restarts, worstPG.Seconds(), flat, strings.Join(report, "; "), verdict)
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
