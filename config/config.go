@@ -93,7 +93,8 @@ type KafkaBrokerConfig struct {
 	// connection before the body is read, so a client cannot make the
 	// broker allocate without limit.
 	MaxFrameBytes int64 `toml:"max_frame_bytes"`
-	// IdleTimeout closes connections that send nothing for this long.
+	// IdleTimeout closes connections that send nothing and are owed
+	// nothing for this long (Kafka connections.max.idle.ms).
 	IdleTimeout Duration `toml:"idle_timeout"`
 	// AutoCreateTopics creates a topic on first Metadata or Produce for it,
 	// as Kafka's auto.create.topics.enable does.
@@ -107,6 +108,21 @@ type KafkaBrokerConfig struct {
 	// Clients keep a handful in flight (five for idempotent producers), so
 	// this only bites on abuse.
 	MaxInflightRequests int64 `toml:"max_inflight_requests"`
+	// MaxConnections bounds the Kafka connections open at once; past it a
+	// new connection is closed as soon as it is accepted, so idle sockets
+	// cannot use up the node's file descriptors and memory (Kafka
+	// max.connections).
+	MaxConnections int64 `toml:"max_connections"`
+	// MaxConnectionsPerIP bounds the Kafka connections open at once from
+	// one source address, so one client cannot take every slot of
+	// MaxConnections (Kafka max.connections.per.ip).
+	MaxConnectionsPerIP int64 `toml:"max_connections_per_ip"`
+	// MaxInflightResponseBytes bounds the encoded responses one connection
+	// may have waiting to be written: past it the connection reads no
+	// further request until the client reads what it is owed, so a client
+	// that pipelines requests and never reads holds this much (plus one
+	// response), however large each response is.
+	MaxInflightResponseBytes int64 `toml:"max_inflight_response_bytes"`
 }
 
 // WALBrokerConfig is the HTTP WAL API listener.
@@ -128,6 +144,21 @@ type WALBrokerConfig struct {
 	// TailHeartbeat is how often an idle tail stream sends a keep-alive
 	// comment, which is also how the node notices a tail's client left.
 	TailHeartbeat Duration `toml:"tail_heartbeat"`
+	// MaxConnections bounds the HTTP connections open at once; past it a
+	// new connection is closed as soon as it is accepted.
+	MaxConnections int64 `toml:"max_connections"`
+	// MaxConnectionsPerIP bounds the HTTP connections open at once from one
+	// source address.
+	MaxConnectionsPerIP int64 `toml:"max_connections_per_ip"`
+	// ReadTimeout bounds reading one request, headers and body, so a client
+	// that trickles a request (slowloris) cannot hold a connection longer.
+	ReadTimeout Duration `toml:"read_timeout"`
+	// IdleTimeout closes a keep-alive connection that sends no new request
+	// for this long.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// ReadBufferBytes is each connection's read buffer, allocated while a
+	// request is read; it also bounds the size of a request's headers.
+	ReadBufferBytes int64 `toml:"read_buffer_bytes"`
 }
 
 // StorageConfig says where segment objects live. Keys that apply to one
@@ -200,6 +231,12 @@ type PartitionConfig struct {
 	// MaxMessageBytes is the default max.message.bytes of a topic: the
 	// largest record batch a producer may send.
 	MaxMessageBytes int64 `toml:"max_message_bytes"`
+	// MaxDecompressedBatchBytes bounds what one compressed record batch may
+	// decompress to. Appends are checked while decompressing (decompression
+	// stops at the bound), so a small batch that expands to gigabytes (a
+	// compression bomb) is refused and never stored; reads of stored data
+	// stop at the same bound.
+	MaxDecompressedBatchBytes int64 `toml:"max_decompressed_batch_bytes"`
 	// RetentionCheckInterval is how often retention deletes old segments.
 	RetentionCheckInterval Duration `toml:"retention_check_interval"`
 	// OrphanMinAge is how old an uncommitted object must be before the
@@ -405,6 +442,17 @@ func Default() Config {
 				// room for pipelining tools without letting one socket
 				// queue without bound.
 				MaxInflightRequests: 64,
+				// Kafka's own defaults are unlimited; these keep a flood
+				// of idle sockets (each a file descriptor and a few KiB)
+				// well below the usual 65536 descriptor limit, and leave
+				// room for the NAT gateways many clients share.
+				MaxConnections:      10000,
+				MaxConnectionsPerIP: 1000,
+				// Twice the largest fetch response (55 MiB) would let a
+				// non-reading client hold over 100 MiB; 16 MiB is many
+				// times a normal client's backlog (it reads as it goes)
+				// and one fetch response past it is still written.
+				MaxInflightResponseBytes: 16 * mib,
 			},
 			WALBroker: WALBrokerConfig{
 				ListenAddr:     "127.0.0.1:8848",
@@ -413,7 +461,16 @@ func Default() Config {
 				RequestTimeout: Duration(30 * time.Second),
 				// Well inside the 60 s idle timeouts of common proxies
 				// and load balancers, so they do not cut a quiet tail.
-				TailHeartbeat: Duration(15 * time.Second),
+				TailHeartbeat:       Duration(15 * time.Second),
+				MaxConnections:      10000,
+				MaxConnectionsPerIP: 1000,
+				// A request, body included, arrives within 30 s from any
+				// client not trickling it on purpose; long polls wait
+				// after the request is read, so this does not cut them.
+				ReadTimeout: Duration(30 * time.Second),
+				IdleTimeout: Duration(2 * time.Minute),
+				// fasthttp's own default: enough for any real header set.
+				ReadBufferBytes: 4096,
 			},
 			ShutdownTimeout: Duration(8 * time.Second),
 		},
@@ -433,13 +490,19 @@ func Default() Config {
 			BlockCacheBytes: 256 * mib,
 			// Kafka's own default: 1 MiB plus the 12-byte batch header
 			// overhead, so a 1 MiB message fits.
-			MaxMessageBytes:        mib + 12,
-			RetentionCheckInterval: Duration(time.Minute),
-			OrphanMinAge:           Duration(time.Hour),
-			MaxInflightFlushes:     4,
-			ReadBlockBytes:         mib,
-			IOTimeout:              Duration(30 * time.Second),
-			MailboxRequests:        4096,
+			MaxMessageBytes: mib + 12,
+			// The bound reads already applied to stored batches (so
+			// anything accepted stays readable), 64 times the default
+			// max.message.bytes: producers size batches before
+			// compression (batch.size, max.request.size), so a real
+			// batch decompresses to about its own limit.
+			MaxDecompressedBatchBytes: 64 * mib,
+			RetentionCheckInterval:    Duration(time.Minute),
+			OrphanMinAge:              Duration(time.Hour),
+			MaxInflightFlushes:        4,
+			ReadBlockBytes:            mib,
+			IOTimeout:                 Duration(30 * time.Second),
+			MailboxRequests:           4096,
 		},
 		Group: GroupConfig{
 			MinSessionTimeout:      Duration(6 * time.Second),

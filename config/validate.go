@@ -149,6 +149,17 @@ func (c Config) checkKafka(ck *checker) {
 		ck.add(p+"default_partitions", "must be >= 1 (got %d)", k.DefaultPartitions)
 	}
 	ck.positive(p+"max_inflight_requests", k.MaxInflightRequests)
+	ck.connLimits(p, k.MaxConnections, k.MaxConnectionsPerIP)
+	ck.positive(p+"max_inflight_response_bytes", k.MaxInflightResponseBytes)
+}
+
+// connLimits checks a listener's max_connections and
+// max_connections_per_ip under prefix p.
+func (ck *checker) connLimits(p string, total, perIP int64) {
+	totalOK := ck.positive(p+"max_connections", total)
+	if ck.positive(p+"max_connections_per_ip", perIP) && totalOK && perIP > total {
+		ck.add(p+"max_connections_per_ip", "%d must be <= %smax_connections (%d)", perIP, p, total)
+	}
 }
 
 func (c Config) checkWAL(ck *checker) {
@@ -159,7 +170,17 @@ func (c Config) checkWAL(ck *checker) {
 	ck.positiveDuration(p+"max_wait", w.MaxWait)
 	ck.positiveDuration(p+"request_timeout", w.RequestTimeout)
 	ck.positiveDuration(p+"tail_heartbeat", w.TailHeartbeat)
+	ck.connLimits(p, w.MaxConnections, w.MaxConnectionsPerIP)
+	ck.positiveDuration(p+"read_timeout", w.ReadTimeout)
+	ck.positiveDuration(p+"idle_timeout", w.IdleTimeout)
+	if ck.positive(p+"read_buffer_bytes", w.ReadBufferBytes) && w.ReadBufferBytes > maxReadBuffer {
+		ck.add(p+"read_buffer_bytes", "%d must be <= %d: it is allocated for every connection reading a request", w.ReadBufferBytes, maxReadBuffer)
+	}
 }
+
+// maxReadBuffer bounds server.wal_broker.read_buffer_bytes; headers larger
+// than 1 MiB are not a use case, and every reading connection holds one.
+const maxReadBuffer = 1 << 20
 
 func (c Config) checkStorage(ck *checker) {
 	s := c.Storage
@@ -249,6 +270,14 @@ func (c Config) checkPartition(ck *checker) {
 	}
 	if msgOK && bufOK && pc.MaxMessageBytes > pc.MaxBufferBytes {
 		ck.add(p+"max_message_bytes", "%d must be <= partition.max_buffer_bytes (%d), or a message that size could never be buffered", pc.MaxMessageBytes, pc.MaxBufferBytes)
+	}
+	if ck.positive(p+"max_decompressed_batch_bytes", pc.MaxDecompressedBatchBytes) {
+		if msgOK && pc.MaxDecompressedBatchBytes < pc.MaxMessageBytes {
+			ck.add(p+"max_decompressed_batch_bytes", "%d must be >= partition.max_message_bytes (%d), or a batch of incompressible records that size would be refused", pc.MaxDecompressedBatchBytes, pc.MaxMessageBytes)
+		} else if pc.MaxDecompressedBatchBytes > math.MaxInt32 {
+			// A record's length is a varint the format caps at int32.
+			ck.add(p+"max_decompressed_batch_bytes", "%d is more than the record format's limit of %d", pc.MaxDecompressedBatchBytes, math.MaxInt32)
+		}
 	}
 	ck.positiveDuration(p+"linger", pc.Linger)
 	ck.positiveDuration(p+"retention_check_interval", pc.RetentionCheckInterval)

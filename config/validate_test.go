@@ -257,6 +257,35 @@ func TestValidate(t *testing.T) {
 				"cluster.max_moves_per_poll: must be > 0 (got -1)",
 			},
 		},
+		{
+			name: "connection and decompression limits",
+			edit: func(c *Config) {
+				c.Server.KafkaBroker.MaxConnections = 0
+				c.Server.KafkaBroker.MaxConnectionsPerIP = 0
+				c.Server.KafkaBroker.MaxInflightResponseBytes = -1
+				c.Server.WALBroker.MaxConnections = 10
+				c.Server.WALBroker.MaxConnectionsPerIP = 11
+				c.Server.WALBroker.ReadTimeout = 0
+				c.Server.WALBroker.IdleTimeout = Duration(-time.Second)
+				c.Server.WALBroker.ReadBufferBytes = 2 << 20
+				c.Partition.MaxDecompressedBatchBytes = 1 << 10
+			},
+			wants: []string{
+				"server.kafka_broker.max_connections: must be > 0 (got 0)",
+				"server.kafka_broker.max_connections_per_ip: must be > 0 (got 0)",
+				"server.kafka_broker.max_inflight_response_bytes: must be > 0 (got -1)",
+				"server.wal_broker.max_connections_per_ip: 11 must be <= server.wal_broker.max_connections (10)",
+				"server.wal_broker.read_timeout: must be > 0 (got 0s)",
+				"server.wal_broker.idle_timeout: must be > 0 (got -1s)",
+				"server.wal_broker.read_buffer_bytes: 2097152 must be <= 1048576",
+				"partition.max_decompressed_batch_bytes: 1024 must be >= partition.max_message_bytes (1048588)",
+			},
+		},
+		{
+			name:  "decompressed batch bound beyond the record format",
+			edit:  func(c *Config) { c.Partition.MaxDecompressedBatchBytes = 1 << 31 },
+			wants: []string{"partition.max_decompressed_batch_bytes: 2147483648 is more than the record format's limit"},
+		},
 		{name: "no initial rebalance delay", edit: func(c *Config) { c.Group.InitialRebalanceDelay = 0 }},
 		{
 			name:  "session timeout range upside down",
