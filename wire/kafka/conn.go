@@ -35,12 +35,24 @@ import (
 //     it wrote.
 //
 // The read loop dispatches a request only while fewer than MaxInflight
-// requests (and maxInflightFetches fetches) are unfinished; when the
-// published counts say it is at the bound, it asks the actor to wake it
+// requests (and maxInflightFetches fetches) are unfinished and fewer than
+// MaxInflightResponseBytes of encoded responses are unwritten; when the
+// published counts say it is at a bound, it asks the actor to wake it
 // once a response is finished. So the actor's mailbox and the writer's
-// queue are bounded by MaxInflight and never block a handler, and a
-// handler answering twice is caught by the actor (the request number is
-// already past), not by a guard in every respond func.
+// queue are bounded by MaxInflight and never block a handler, the memory a
+// client that does not read can pin is bounded in bytes (however large
+// each response is: a Metadata over every topic grows with the topics),
+// and a handler answering twice is caught by the actor (the request number
+// is already past), not by a guard in every respond func.
+//
+// Responses are encoded by the respond func, on the handler's goroutine,
+// so their size is known before they are queued and the Go values (many
+// times the bytes, for a large Metadata) are garbage at once.
+//
+// An idle connection holds no buffers: the read loop waits for a request's
+// first byte with a one-byte read of its own, borrows a read buffer from a
+// pool only while bytes are buffered, and the writer gathers queued frames
+// into one vectored write instead of copying them into a buffer.
 
 // protocolErrorDrain bounds how long a connection that sent a bad frame
 // keeps waiting for the responses it is still owed before it is closed.
@@ -51,12 +63,16 @@ const protocolErrorDrain = 30 * time.Second
 // keep one fetch in flight per broker, so only abuse waits on this.
 const maxInflightFetches = 4
 
-// writeBufferBytes sizes the socket write buffer; bigger responses bypass it.
-const writeBufferBytes = 64 << 10
+// readBufferBytes sizes the read buffers connections borrow while they
+// read requests; a frame body larger than what is buffered is read straight
+// into the frame.
+const readBufferBytes = 16 << 10
 
-// keepEncodeBuffer is the largest encode buffer kept between responses, so
-// one big fetch response does not pin its memory for the connection's life.
-const keepEncodeBuffer = 1 << 20
+// readBuffers holds the read buffers of connections that are not reading.
+var readBuffers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferBytes) }}
+
+// maxWriteBatch bounds the frames gathered into one vectored write.
+const maxWriteBatch = 64
 
 type conn struct {
 	s   *Server
@@ -75,6 +91,17 @@ type conn struct {
 	// the connection actor writes them, the read loop reads them.
 	done        atomic.Uint64
 	fetchesDone atomic.Uint64
+	// answeredBytes counts the bytes of every response encoded so far; the
+	// respond funcs add to it before they hand the frame to the actor, so
+	// the read loop sees a response's size as soon as its handler answered
+	// (a Metadata answered inside dispatch counts before the next read).
+	// writtenBytes counts those written or dropped; only the actor writes
+	// it. Their difference is what the connection holds unsent.
+	answeredBytes atomic.Int64
+	writtenBytes  atomic.Int64
+	// first is the byte the read loop waited for, given back to the read
+	// buffer ahead of the socket (see firstByte).
+	first firstByte
 
 	out      chan outFrame
 	stopRead chan struct{} // closed by drain
@@ -83,25 +110,27 @@ type conn struct {
 
 // outFrame is a response released to the writer, in request order.
 type outFrame struct {
-	correlationID int32
-	resp          kmsg.Response
-	fetch         bool
+	frame []byte
+	fetch bool
 }
 
 // Messages to the connection actor.
 type (
-	// answered carries a handler's response (nil: nothing to write).
+	// answered carries a handler's encoded response (nil: nothing to
+	// write), already counted in conn.answeredBytes.
 	answered struct {
-		seq           uint64
-		correlationID int32
-		resp          kmsg.Response
-		api           string
-		received      time.Time
-		fetch         bool
+		seq      uint64
+		frame    []byte
+		api      string
+		received time.Time
+		fetch    bool
 	}
-	// written says the writer finished n frames, fetches of them fetches
-	// (written, or dropped after a write error).
-	written struct{ n, fetches uint64 }
+	// written says the writer finished n frames of bytes bytes, fetches of
+	// them fetches (written, or dropped after a write error).
+	written struct {
+		n, fetches uint64
+		bytes      int64
+	}
 	// awaitCredit asks to be woken (wake closed) once fewer than
 	// MaxInflight requests are unfinished with seq dispatched, and, for a
 	// fetch, fewer than maxInflightFetches fetches.
@@ -204,7 +233,13 @@ func (c *conn) readLoop() {
 		}
 		c.send(&readerStopped{total: seq, err: stopErr, peerGone: peerGone})
 	}()
-	br := bufio.NewReaderSize(c.nc, 64<<10)
+	// br is a pooled read buffer, held only while it holds bytes.
+	var br *bufio.Reader
+	defer func() {
+		if br != nil {
+			c.putReader(br)
+		}
+	}()
 	idle := c.s.cfg.IdleTimeout
 	for {
 		// Wait for the next request's first byte under the idle timeout;
@@ -215,7 +250,19 @@ func (c *conn) readLoop() {
 		if c.stopping() {
 			return
 		}
-		if _, err := br.Peek(1); err != nil {
+		if br != nil && br.Buffered() == 0 {
+			// Nothing pipelined: give the buffer back before waiting, so
+			// an idle connection holds none.
+			c.putReader(br)
+			br = nil
+		}
+		var err error
+		if br == nil {
+			err = c.waitFirstByte()
+		} else {
+			_, err = br.Peek(1)
+		}
+		if err != nil {
 			if c.stopping() {
 				return
 			}
@@ -232,6 +279,9 @@ func (c *conn) readLoop() {
 			}
 			peerGone = true
 			return
+		}
+		if br == nil {
+			br = c.getReader()
 		}
 		// The whole frame must arrive within one more idle period.
 		_ = c.nc.SetReadDeadline(time.Now().Add(idle))
@@ -277,26 +327,56 @@ func (c *conn) readLoop() {
 		if req == nil {
 			// ApiVersions at a version we do not serve: answered here,
 			// without parsing a body whose format we may not know.
-			c.send(&answered{seq: cur, correlationID: hdr.correlationID, resp: unsupportedApiVersions(c.s), api: kmsg.NameForKey(hdr.key), received: received})
+			c.send(&answered{seq: cur, frame: c.encode(hdr.correlationID, unsupportedApiVersions(c.s)), api: kmsg.NameForKey(hdr.key), received: received})
 			continue
 		}
 		c.dispatch(cur, hdr, req, received, fetch)
 	}
 }
 
-// hasCredit reports whether request seq (a fetch, with fetches fetches
-// dispatched before it) may be dispatched now.
-func (c *conn) hasCredit(seq, fetches uint64, fetch bool) bool {
+// Bounds the read loop can wait on, the values of the read-paused
+// metric's label.
+const (
+	boundRequests      = "requests"
+	boundFetches       = "fetches"
+	boundResponseBytes = "response_bytes"
+)
+
+// blockedBy says which bound keeps request seq (a fetch, with fetches
+// fetches dispatched before it) from being dispatched now, or "" if none.
+func (c *conn) blockedBy(seq, fetches uint64, fetch bool) string {
 	if seq-c.done.Load() >= uint64(c.s.cfg.MaxInflight) {
-		return false
+		return boundRequests
 	}
-	return !fetch || fetches-c.fetchesDone.Load() < maxInflightFetches
+	if fetch && fetches-c.fetchesDone.Load() >= maxInflightFetches {
+		return boundFetches
+	}
+	if c.unsentBytes() >= c.s.cfg.MaxInflightResponseBytes {
+		return boundResponseBytes
+	}
+	return ""
+}
+
+// hasCredit reports whether request seq may be dispatched now.
+func (c *conn) hasCredit(seq, fetches uint64, fetch bool) bool {
+	return c.blockedBy(seq, fetches, fetch) == ""
+}
+
+// unsentBytes is the bytes of encoded responses not yet written. Written
+// is read first: it only counts bytes answered before, so reading answered
+// second can only overstate what is unsent, never understate it.
+func (c *conn) unsentBytes() int64 {
+	w := c.writtenBytes.Load()
+	return c.answeredBytes.Load() - w
 }
 
 // awaitCredit waits until request seq may be dispatched: at once when the
 // actor's published counts allow it, else by asking the actor to wake the
 // loop. False means the connection is stopping.
 func (c *conn) awaitCredit(seq, fetches uint64, fetch bool) bool {
+	if bound := c.blockedBy(seq, fetches, fetch); bound != "" {
+		c.s.metrics.readPaused.WithLabelValues(bound).Inc()
+	}
 	for !c.hasCredit(seq, fetches, fetch) {
 		wake := make(chan struct{})
 		c.send(&awaitCredit{seq: seq, fetches: fetches, fetch: fetch, wake: wake})
@@ -337,36 +417,54 @@ func (c *conn) dispatch(seq uint64, hdr requestHeader, req kmsg.Request, receive
 		abort:         c.abort,
 	}
 	respond := func(resp kmsg.Response) {
+		var frame []byte
 		if resp != nil {
 			resp.SetVersion(hdr.version)
+			frame = c.encode(hdr.correlationID, resp)
 		}
-		c.send(&answered{seq: seq, correlationID: hdr.correlationID, resp: resp, api: api, received: received, fetch: fetch})
+		c.send(&answered{seq: seq, frame: frame, api: api, received: received, fetch: fetch})
 	}
 	h.handle(c.s, rc, req, respond)
 }
 
+// encode encodes a response frame and counts its bytes as unsent.
+func (c *conn) encode(correlationID int32, resp kmsg.Response) []byte {
+	frame := appendResponse(nil, correlationID, resp)
+	c.answeredBytes.Add(int64(len(frame)))
+	return frame
+}
+
 // writeLoop writes the frames the actor releases until it closes out, and
-// tells the actor what it finished each time it runs out of work. After a
-// write error it keeps consuming without writing, so nothing upstream
-// blocks while the connection winds down.
+// tells the actor what it finished each time it runs out of work. Frames
+// already queued are gathered into one vectored write (at most
+// maxWriteBatch), which batches pipelined responses into one syscall
+// without a write buffer per connection. After a write error it keeps
+// consuming without writing, so nothing upstream blocks while the
+// connection winds down.
 func (c *conn) writeLoop() {
 	defer c.finish()
-	bw := bufio.NewWriterSize(c.nc, writeBufferBytes)
-	var buf []byte
+	var vec [][]byte
 	failed := false
 	var done written
 	for f := range c.out {
+		vec = append(vec[:0], f.frame)
+		fetches := b2u(f.fetch)
+		for len(vec) < maxWriteBatch && len(c.out) > 0 {
+			g, ok := <-c.out
+			if !ok {
+				break
+			}
+			vec = append(vec, g.frame)
+			fetches += b2u(g.fetch)
+		}
+		var n int64
+		for _, b := range vec {
+			n += int64(len(b))
+		}
 		if !failed {
-			buf = appendResponse(buf[:0], f.correlationID, f.resp)
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
-			_, err := bw.Write(buf)
-			if err == nil && len(c.out) == 0 {
-				err = bw.Flush()
-			}
-			if cap(buf) > keepEncodeBuffer {
-				buf = nil
-			}
-			if err != nil {
+			bufs := net.Buffers(vec)
+			if _, err := bufs.WriteTo(c.nc); err != nil {
 				failed = true
 				if !c.stopping() && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) {
 					c.log.Debug("kafka connection write failed", "err", err)
@@ -376,17 +474,14 @@ func (c *conn) writeLoop() {
 				_ = c.nc.Close()
 			}
 		}
-		done.n++
-		if f.fetch {
-			done.fetches++
-		}
+		done.n += uint64(len(vec))
+		done.fetches += fetches
+		done.bytes += n
+		clear(vec) // the frames are written: do not keep them reachable
 		if len(c.out) == 0 {
-			c.send(&written{n: done.n, fetches: done.fetches})
+			c.send(&written{n: done.n, fetches: done.fetches, bytes: done.bytes})
 			done = written{}
 		}
-	}
-	if !failed {
-		_ = bw.Flush()
 	}
 }
 
@@ -407,9 +502,11 @@ type connActor struct {
 	next uint64
 	// parked holds responses that arrived before an earlier one.
 	parked map[uint64]*answered
-	// done and fetchesDone count the requests and fetches finished; they
-	// are published to the read loop through conn.done/fetchesDone.
+	// done and fetchesDone count the requests and fetches finished, and
+	// writtenBytes the response bytes written or dropped; they are
+	// published to the read loop through conn.done/fetchesDone/writtenBytes.
 	done, fetchesDone uint64
+	writtenBytes      int64
 	// waiting is the read loop's request to be woken, if it waits.
 	waiting *awaitCredit
 	// total is the number of requests dispatched, known once the read loop
@@ -435,6 +532,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 		}
 		a.c.s.metrics.requestSeconds.WithLabelValues(m.api).Observe(time.Since(m.received).Seconds())
 		if a.outClosed {
+			a.dropped(int64(len(m.frame)))
 			a.finished(1, b2u(m.fetch))
 			return
 		}
@@ -446,14 +544,15 @@ func (a *connActor) Receive(ctx actor.Context) {
 			}
 			delete(a.parked, a.next)
 			a.next++
-			if next.resp == nil {
+			if next.frame == nil {
 				a.finished(1, 0) // acks=0 produce: nothing to write
 				continue
 			}
-			a.c.out <- outFrame{correlationID: next.correlationID, resp: next.resp, fetch: next.fetch}
+			a.c.out <- outFrame{frame: next.frame, fetch: next.fetch}
 		}
 		a.maybeClose()
 	case *written:
+		a.dropped(m.bytes)
 		a.finished(m.n, m.fetches)
 	case *awaitCredit:
 		a.waiting = m
@@ -490,6 +589,13 @@ func (a *connActor) finished(n, fetches uint64) {
 	a.wake()
 }
 
+// dropped counts n response bytes as no longer held (written, or dropped
+// with the connection); the finished call that follows publishes it.
+func (a *connActor) dropped(n int64) {
+	a.writtenBytes += n
+	a.c.writtenBytes.Store(a.writtenBytes)
+}
+
 // wake lets a waiting read loop go on once it has credit.
 func (a *connActor) wake() {
 	if w := a.waiting; w != nil && a.c.hasCredit(w.seq, w.fetches, w.fetch) {
@@ -517,6 +623,7 @@ func (a *connActor) closeOut() {
 	close(a.c.out)
 	for seq, m := range a.parked {
 		delete(a.parked, seq)
+		a.dropped(int64(len(m.frame)))
 		a.finished(1, b2u(m.fetch))
 	}
 	if a.drainTimer != nil {
@@ -548,4 +655,51 @@ func b2u(b bool) uint64 {
 		return 1
 	}
 	return 0
+}
+
+// firstByte reads the byte the read loop waited for, then the socket: it
+// is what a pooled read buffer reads from.
+type firstByte struct {
+	b   [1]byte
+	has bool
+	nc  net.Conn
+}
+
+// Read implements io.Reader.
+func (f *firstByte) Read(p []byte) (int, error) {
+	if f.has && len(p) > 0 {
+		p[0] = f.b[0]
+		f.has = false
+		return 1, nil
+	}
+	return f.nc.Read(p)
+}
+
+// waitFirstByte waits for the next request's first byte without a buffer:
+// an idle connection spends its idle time here.
+func (c *conn) waitFirstByte() error {
+	for {
+		n, err := c.nc.Read(c.first.b[:])
+		if n == 1 {
+			c.first.has = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// getReader borrows a read buffer that reads the waited-for byte first.
+func (c *conn) getReader() *bufio.Reader {
+	c.first.nc = c.nc
+	br := readBuffers.Get().(*bufio.Reader)
+	br.Reset(&c.first)
+	return br
+}
+
+// putReader returns a read buffer that holds no unread bytes.
+func (c *conn) putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	readBuffers.Put(br)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -35,7 +36,11 @@ const minHeaderBytes = 8
 
 // frameChunk is how much of a frame is allocated before its bytes arrive,
 // so a size prefix alone cannot make us allocate the whole frame limit.
-const frameChunk = 1 << 20
+// Past it the buffer doubles as bytes arrive, so a peer that announces a
+// large frame and stalls holds at most about twice what it sent: with
+// thousands of connections, allocating the announced size up front would
+// let each cost up to max_frame_bytes for the price of a few bytes.
+const frameChunk = 64 << 10
 
 // maxControlFrame bounds every request but Produce. Only Produce carries
 // record payloads, which stay bytes; other requests decode into Go values
@@ -73,25 +78,20 @@ func readFrameChunked(r *bufio.Reader, limit int32, chunk int32) ([]byte, error)
 			return nil, fmt.Errorf("%w: %d bytes for api key %d, limit %d for requests other than Produce", errFrameTooLarge, size, k, maxControlFrame)
 		}
 	}
-	if size <= chunk {
-		frame := make([]byte, size)
-		if _, err := io.ReadFull(r, frame); err != nil {
+	frame := make([]byte, min(size, chunk))
+	if _, err := io.ReadFull(r, frame); err != nil {
+		return nil, noEOF(err)
+	}
+	// Each doubling is paid for by as many bytes received: the copies
+	// add up to less than the frame, and the memory held stays within
+	// twice what the peer actually sent.
+	for int32(len(frame)) < size {
+		have := len(frame)
+		frame = slices.Grow(frame, min(int(size), 2*have)-have)
+		frame = frame[:cap(frame)][:min(int(size), 2*have)]
+		if _, err := io.ReadFull(r, frame[have:]); err != nil {
 			return nil, noEOF(err)
 		}
-		return frame, nil
-	}
-	// Only once the first chunk has arrived is the whole frame allocated:
-	// a peer announcing a large frame must send it before it costs that
-	// much memory. One copy of the first chunk beats growing a buffer by
-	// doubling (several copies, and clearing each new buffer).
-	first := make([]byte, chunk)
-	if _, err := io.ReadFull(r, first); err != nil {
-		return nil, noEOF(err)
-	}
-	frame := make([]byte, size)
-	copy(frame, first)
-	if _, err := io.ReadFull(r, frame[chunk:]); err != nil {
-		return nil, noEOF(err)
 	}
 	return frame, nil
 }

@@ -12,6 +12,8 @@ type metrics struct {
 	requests       *prometheus.CounterVec
 	requestSeconds *prometheus.HistogramVec
 	protocolErrors *prometheus.CounterVec
+	refused        *prometheus.CounterVec
+	readPaused     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -25,9 +27,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10, 30}}, []string{"api"}),
 		protocolErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "morax_kafka_protocol_errors_total",
 			Help: "Connections closed for a protocol violation, by reason."}, []string{"reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "morax_kafka_connections_refused_total",
+			Help: "Kafka connections closed on accept for exceeding a limit, by reason (max_connections, max_connections_per_ip)."}, []string{"reason"}),
+		readPaused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "morax_kafka_read_paused_total",
+			Help: "Times a Kafka connection stopped reading requests until the client read its responses, by the bound reached (requests, fetches, response_bytes)."}, []string{"bound"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.accepted, m.requests, m.requestSeconds, m.protocolErrors)
+		reg.MustRegister(m.connections, m.accepted, m.requests, m.requestSeconds, m.protocolErrors, m.refused, m.readPaused)
 	}
 	return m
 }

@@ -31,6 +31,7 @@ import (
 
 	"github.com/morax-dev/morax/actors"
 	"github.com/morax-dev/morax/config"
+	"github.com/morax-dev/morax/wire/internal/connlimit"
 )
 
 // DefaultClusterID names the cluster in Metadata and DescribeCluster when
@@ -51,6 +52,10 @@ func DefaultConfig() Config {
 		IdleTimeout:       k.IdleTimeout.Duration(),
 		MaxInflight:       int(k.MaxInflightRequests),
 		DefaultPartitions: k.DefaultPartitions,
+
+		MaxConnections:           int(k.MaxConnections),
+		MaxConnectionsPerIP:      int(k.MaxConnectionsPerIP),
+		MaxInflightResponseBytes: k.MaxInflightResponseBytes,
 	}
 }
 
@@ -77,6 +82,16 @@ type Config struct {
 	// MaxInflight bounds the requests one connection may have awaiting
 	// responses; the read loop stops reading while it is reached.
 	MaxInflight int
+	// MaxConnections bounds the connections open at once, and
+	// MaxConnectionsPerIP those from one source address; connections over
+	// either are closed as soon as they are accepted.
+	MaxConnections int
+	// MaxConnectionsPerIP: see MaxConnections.
+	MaxConnectionsPerIP int
+	// MaxInflightResponseBytes bounds the encoded responses of one
+	// connection not yet written: past it the read loop reads no further
+	// request until the client reads.
+	MaxInflightResponseBytes int64
 	// AutoCreateTopics lets Metadata create the topics it is asked about,
 	// as Kafka's auto.create.topics.enable does.
 	AutoCreateTopics bool
@@ -102,6 +117,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = d.MaxInflight
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = d.MaxConnections
+	}
+	if c.MaxConnectionsPerIP <= 0 {
+		c.MaxConnectionsPerIP = d.MaxConnectionsPerIP
+	}
+	if c.MaxInflightResponseBytes <= 0 {
+		c.MaxInflightResponseBytes = d.MaxInflightResponseBytes
 	}
 	if c.DefaultPartitions <= 0 {
 		c.DefaultPartitions = d.DefaultPartitions
@@ -255,7 +279,16 @@ func (s *Server) Listen() error {
 		ln.Close()
 		return err
 	}
-	s.ln, s.advHost, s.advPort = ln, host, port
+	// Connections over the limits are closed by the listener itself, so
+	// they never get an actor, goroutines or buffers.
+	s.ln = connlimit.New(ln, connlimit.Config{
+		Name:           "kafka",
+		MaxConnections: s.cfg.MaxConnections,
+		MaxPerIP:       s.cfg.MaxConnectionsPerIP,
+		Refused:        s.metrics.refused,
+		Logger:         s.log,
+	})
+	s.advHost, s.advPort = host, port
 	s.log.Info("kafka listener bound", "addr", ln.Addr().String(), "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))))
 	return nil
 }
