@@ -48,6 +48,10 @@ type Options struct {
 	BlockSize int64
 	// MaxMessageBytes is the default max.message.bytes of a topic.
 	MaxMessageBytes int
+	// MaxDecompressedBatchBytes bounds what one compressed batch may
+	// decompress to: appends are refused past it (checked while
+	// decompressing, so the bound is all it costs) and reads stop there.
+	MaxDecompressedBatchBytes int
 	// MaxInflightFlushes bounds the flushes of one partition that are
 	// uploading or committing at once.
 	MaxInflightFlushes int
@@ -98,6 +102,8 @@ func DefaultOptions() Options {
 		BlockSize:          c.Partition.ReadBlockBytes,
 		MaxMessageBytes:    int(c.Partition.MaxMessageBytes),
 		MaxInflightFlushes: int(c.Partition.MaxInflightFlushes),
+
+		MaxDecompressedBatchBytes: int(c.Partition.MaxDecompressedBatchBytes),
 		LeaseTTL:           c.Cluster.LeaseTTL.Duration(),
 		RetentionInterval:  c.Partition.RetentionCheckInterval.Duration(),
 		OrphanMinAge:       c.Partition.OrphanMinAge.Duration(),
@@ -139,6 +145,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxMessageBytes <= 0 {
 		o.MaxMessageBytes = d.MaxMessageBytes
+	}
+	if o.MaxDecompressedBatchBytes <= 0 {
+		o.MaxDecompressedBatchBytes = d.MaxDecompressedBatchBytes
 	}
 	if o.MaxInflightFlushes <= 0 {
 		o.MaxInflightFlushes = d.MaxInflightFlushes

@@ -379,21 +379,28 @@ func (b *Broker) offsetForTimestamp(ctx context.Context, id meta.TopicID, part i
 		if ts == MaxTimestamp && h.MaxTimestamp < best.Timestamp {
 			continue
 		}
-		recs, err := segment.Records(batch)
-		if err != nil {
-			return none, fmt.Errorf("%w: segment %s: %v", ErrCorruptRecord, seg.ObjectKey, err)
-		}
-		for _, r := range recs {
+		var found *OffsetResult
+		err = segment.EachRecord(batch, b.opts.MaxDecompressedBatchBytes, func(r *segment.Record) bool {
 			if r.Offset < logStart {
-				continue
+				return true
 			}
 			if ts == MaxTimestamp {
 				if r.Timestamp > best.Timestamp {
 					best = OffsetResult{Offset: r.Offset, Timestamp: r.Timestamp}
 				}
-			} else if r.Timestamp >= ts {
-				return OffsetResult{Offset: r.Offset, Timestamp: r.Timestamp}, nil
+				return true
 			}
+			if r.Timestamp >= ts {
+				found = &OffsetResult{Offset: r.Offset, Timestamp: r.Timestamp}
+				return false
+			}
+			return true
+		})
+		if err != nil {
+			return none, fmt.Errorf("%w: segment %s: %v", ErrCorruptRecord, seg.ObjectKey, err)
+		}
+		if found != nil {
+			return *found, nil
 		}
 	}
 	return best, nil

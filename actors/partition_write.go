@@ -88,7 +88,11 @@ func (p *partition) validate(b []byte) ([]segment.BatchHeader, error) {
 		if err != nil {
 			return nil, batchError(err)
 		}
-		h, err := segment.Validate(batch)
+		// Compressed records are checked too, as Kafka's LogValidator
+		// does, while decompressing: a bomb stops at the bound and is
+		// never stored, and a batch whose records disagree with its
+		// header is refused here rather than failing every later read.
+		h, err := segment.ValidateRecords(batch, p.b.opts.MaxDecompressedBatchBytes)
 		if err != nil {
 			return nil, batchError(err)
 		}
@@ -115,6 +119,12 @@ func (p *partition) validate(b []byte) ([]segment.BatchHeader, error) {
 
 func batchError(err error) error {
 	switch {
+	case errors.Is(err, segment.ErrTooLarge):
+		// MESSAGE_TOO_LARGE, not CORRUPT_MESSAGE: it is not retriable, so
+		// a producer does not resend the batch (and the node decompress
+		// it again) until its delivery timeout; the Java producer splits
+		// a too-large batch of several records and retries the halves.
+		return fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
 	case errors.Is(err, segment.ErrBadMagic):
 		return fmt.Errorf("%w: %v", ErrInvalidRecord, err)
 	case errors.Is(err, segment.ErrUnsupportedCodec):
@@ -427,6 +437,8 @@ type recovered struct {
 
 func errorReason(err error) string {
 	switch {
+	case errors.Is(err, segment.ErrTooLarge):
+		return "decompressed_too_large"
 	case errors.Is(err, ErrCorruptRecord):
 		return "corrupt"
 	case errors.Is(err, ErrInvalidRecord):

@@ -26,7 +26,7 @@ func testSupport(importPath string) bool {
 // run: it would grow it, and a fake broker or a fault injector linked into
 // production is one flag or one wrong import away from being used there.
 func TestBinaryLinksNoTestSupport(t *testing.T) {
-	for _, own := range []string{"persistence/meta/metatest", "persistence/objstore/objstoretest", "internal/itest", "internal/teststores", "internal/clustertest", "wire/kafka/kafkatest", "wire/wal/waltest"} {
+	for _, own := range []string{"persistence/meta/metatest", "persistence/objstore/objstoretest", "persistence/segment/segmenttest", "internal/itest", "internal/teststores", "internal/clustertest", "wire/kafka/kafkatest", "wire/wal/waltest"} {
 		if !testSupport(module + "/" + own) {
 			t.Errorf("testSupport(%s) = false; the rule below would miss it", own)
 		}

@@ -99,6 +99,15 @@ type conn struct {
 	// it. Their difference is what the connection holds unsent.
 	answeredBytes atomic.Int64
 	writtenBytes  atomic.Int64
+	// reservedBytes is what the requests dispatched and not yet answered
+	// are expected to answer with (see charge): a handler may answer long
+	// after the read loop moved on, and without this a burst of pipelined
+	// requests would all be dispatched before the first answer is counted.
+	reservedBytes atomic.Int64
+	// sizes holds, by API key, the largest response this connection was
+	// sent, which is what the next request of that key is charged.
+	sizesMu sync.Mutex
+	sizes   map[int16]int64
 	// first is the byte the read loop waited for, given back to the read
 	// buffer ahead of the socket (see firstByte).
 	first firstByte
@@ -330,7 +339,9 @@ func (c *conn) readLoop() {
 			c.send(&answered{seq: cur, frame: c.encode(hdr.correlationID, unsupportedApiVersions(c.s)), api: kmsg.NameForKey(hdr.key), received: received})
 			continue
 		}
-		c.dispatch(cur, hdr, req, received, fetch)
+		charge := c.charge(hdr.key)
+		c.reservedBytes.Add(charge)
+		c.dispatch(cur, hdr, req, received, fetch, charge)
 	}
 }
 
@@ -362,12 +373,46 @@ func (c *conn) hasCredit(seq, fetches uint64, fetch bool) bool {
 	return c.blockedBy(seq, fetches, fetch) == ""
 }
 
-// unsentBytes is the bytes of encoded responses not yet written. Written
-// is read first: it only counts bytes answered before, so reading answered
-// second can only overstate what is unsent, never understate it.
+// unsentBytes is the bytes of encoded responses not yet written plus those
+// reserved for requests not yet answered. The loads are ordered so that
+// concurrent updates can only overstate it: written only counts bytes
+// already answered, and a respond func adds its answer before it gives
+// back its reservation.
 func (c *conn) unsentBytes() int64 {
 	w := c.writtenBytes.Load()
-	return c.answeredBytes.Load() - w
+	r := c.reservedBytes.Load()
+	return c.answeredBytes.Load() + r - w
+}
+
+// charge is what a request of key is expected to answer with: the largest
+// response of that key this connection was sent, or, for a key not
+// answered yet, the whole response byte bound, so that a request of
+// unknown size is dispatched only with nothing else unsent. Fetches are
+// charged nothing: their responses are bounded by maxInflightFetches and
+// the fetch size limits, and charging them would hold a client's other
+// requests behind its long poll.
+func (c *conn) charge(key int16) int64 {
+	if key == int16(kmsg.Fetch) {
+		return 0
+	}
+	c.sizesMu.Lock()
+	defer c.sizesMu.Unlock()
+	if n, ok := c.sizes[key]; ok {
+		return n
+	}
+	return c.s.cfg.MaxInflightResponseBytes
+}
+
+// learn records the size of a response of key.
+func (c *conn) learn(key int16, n int64) {
+	c.sizesMu.Lock()
+	defer c.sizesMu.Unlock()
+	if c.sizes == nil {
+		c.sizes = map[int16]int64{}
+	}
+	if n > c.sizes[key] {
+		c.sizes[key] = n
+	}
 }
 
 // awaitCredit waits until request seq may be dispatched: at once when the
@@ -400,7 +445,7 @@ func (c *conn) protocolError(reason string, err error) error {
 
 // dispatch calls the request's handler with a respond func that routes the
 // response to the actor.
-func (c *conn) dispatch(seq uint64, hdr requestHeader, req kmsg.Request, received time.Time, fetch bool) {
+func (c *conn) dispatch(seq uint64, hdr requestHeader, req kmsg.Request, received time.Time, fetch bool, charge int64) {
 	h := c.s.handlers[hdr.key]
 	api := kmsg.NameForKey(hdr.key)
 	c.s.metrics.requests.WithLabelValues(api).Inc()
@@ -421,7 +466,10 @@ func (c *conn) dispatch(seq uint64, hdr requestHeader, req kmsg.Request, receive
 		if resp != nil {
 			resp.SetVersion(hdr.version)
 			frame = c.encode(hdr.correlationID, resp)
+			c.learn(hdr.key, int64(len(frame)))
 		}
+		// After encode counted the answer: see unsentBytes.
+		c.reservedBytes.Add(-charge)
 		c.send(&answered{seq: seq, frame: frame, api: api, received: received, fetch: fetch})
 	}
 	h.handle(c.s, rc, req, respond)
@@ -550,6 +598,9 @@ func (a *connActor) Receive(ctx actor.Context) {
 			}
 			a.c.out <- outFrame{frame: next.frame, fetch: next.fetch}
 		}
+		// The answer gave back its reservation, which may be what the
+		// read loop waits for.
+		a.wake()
 		a.maybeClose()
 	case *written:
 		a.dropped(m.bytes)

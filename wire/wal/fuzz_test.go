@@ -94,8 +94,7 @@ func FuzzDecodeAppend(f *testing.F) {
 			t.Fatalf("buildBatches: %v", err)
 		}
 		var got [][]byte
-		var recs []segment.Record
-		err = eachRecord(batches, 0, &recs, func(rec *segment.Record) bool {
+		err = eachRecord(batches, 0, segment.MaxDecompressedSize, func(rec *segment.Record) bool {
 			got = append(got, bytes.Clone(rec.Value))
 			return true
 		}, func(int64) {})

@@ -88,7 +88,6 @@ type reader struct {
 	floor                int   // the least a fetch asks for (fetchFloor)
 	end                  int64 // the log's end (high watermark) as last fetched
 	out                  []byte
-	recs                 []segment.Record
 }
 
 // full reports whether the answer has reached a limit.
@@ -126,7 +125,7 @@ func (r *reader) read(ctx context.Context, wait time.Duration) error {
 
 // add appends the records of batches at or after r.next, until full.
 func (r *reader) add(batches []byte) error {
-	return eachRecord(batches, r.next, &r.recs, func(rec *segment.Record) bool {
+	return eachRecord(batches, r.next, r.s.b.Options().MaxDecompressedBatchBytes, func(rec *segment.Record) bool {
 		size := len(rec.Value) + len(rec.Key) + entryOverhead
 		if r.n >= r.maxEntries || (r.n > 0 && r.bytes+size > r.maxBytes) {
 			r.stopped = true
@@ -153,8 +152,11 @@ func (r *reader) add(batches []byte) error {
 // whose offset is at least from, in order, until fn returns false. skipped
 // is called with the end offset of every batch fn saw the end of, so the
 // caller can move past batches without data records (Kafka transaction
-// markers). recs is scratch space reused across calls.
-func eachRecord(batches []byte, from int64, recs *[]segment.Record, fn func(*segment.Record) bool, skipped func(end int64)) error {
+// markers). A compressed batch is decompressed as a stream, never past
+// limit bytes, and the record fn gets is valid only until it returns: a
+// stored batch that expands past the bound (a compression bomb accepted
+// before appends were checked) fails this read without costing more.
+func eachRecord(batches []byte, from int64, limit int, fn func(*segment.Record) bool, skipped func(end int64)) error {
 	for len(batches) > 0 {
 		h, err := segment.ParseHeader(batches)
 		if err != nil {
@@ -171,18 +173,19 @@ func eachRecord(batches []byte, from int64, recs *[]segment.Record, fn func(*seg
 			skipped(end)
 			continue
 		}
-		*recs, err = segment.AppendRecords((*recs)[:0], batch)
+		stopped := false
+		err = segment.EachRecord(batch, limit, func(rec *segment.Record) bool {
+			if rec.Offset < from {
+				return true
+			}
+			stopped = !fn(rec)
+			return !stopped
+		})
 		if err != nil {
 			return fmt.Errorf("stored batch at offset %d: %w", h.BaseOffset, err)
 		}
-		for i := range *recs {
-			rec := &(*recs)[i]
-			if rec.Offset < from {
-				continue
-			}
-			if !fn(rec) {
-				return nil
-			}
+		if stopped {
+			return nil
 		}
 		skipped(end)
 	}

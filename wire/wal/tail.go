@@ -98,7 +98,6 @@ type tailStream struct {
 	p          int32
 	next       int64
 	fetchBytes int
-	recs       []segment.Record
 	buf        []byte
 }
 
@@ -242,7 +241,7 @@ func (ts *tailStream) writeEntries(w *bufio.Writer, batches []byte) bool {
 		}
 		ts.buf = ts.buf[:0]
 	}
-	err := eachRecord(batches, ts.next, &ts.recs, func(r *segment.Record) bool {
+	err := eachRecord(batches, ts.next, ts.s.b.Options().MaxDecompressedBatchBytes, func(r *segment.Record) bool {
 		ts.buf = append(ts.buf, "id: "...)
 		ts.buf = strconv.AppendInt(ts.buf, r.Offset, 10)
 		ts.buf = append(ts.buf, "\ndata: "...)
