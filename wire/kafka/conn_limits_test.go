@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"runtime"
@@ -9,9 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/morax-dev/morax/actors"
+	"github.com/morax-dev/morax/persistence/segment"
+	"github.com/morax-dev/morax/persistence/segment/segmenttest"
 	"github.com/morax-dev/morax/wire/kafka"
 	"github.com/morax-dev/morax/wire/kafka/kafkatest"
 )
@@ -263,5 +268,102 @@ func TestInflightResponseBytes(t *testing.T) {
 	}
 	if err := <-wrote; err != nil {
 		t.Fatalf("write requests: %v", err)
+	}
+}
+
+// TestCompressionBombsRefused is finding F5: a small batch that expands
+// past partition.max_decompressed_batch_bytes is refused with
+// MESSAGE_TOO_LARGE and never stored, for every codec, whether sent raw or
+// by franz-go; a batch whose record count disagrees with its records is
+// CORRUPT_MESSAGE. The log end does not move and the node keeps serving.
+func TestCompressionBombsRefused(t *testing.T) {
+	const limit = 2 << 20
+	n := kafkatest.Start(t, kafkatest.Options{Broker: func(o *actors.Options) { o.MaxDecompressedBatchBytes = limit }})
+	cl := newClient(t, n)
+	const topic = "bombs"
+	createTopic(t, cl, topic, 1, nil)
+	r := dialRaw(t, n.Addr)
+	end := func() int64 {
+		t.Helper()
+		p := listOffset(t, cl, topic, 0, -1)
+		if p.ErrorCode != 0 {
+			t.Fatalf("list offsets: code %d", p.ErrorCode)
+		}
+		return p.Offset
+	}
+	refused := func(reason string) float64 {
+		return counterValue(t, n, "morax_append_errors_total", reason)
+	}
+	for _, bc := range []struct {
+		name    string
+		codec   segment.Codec
+		xerial  bool
+		expands int64
+	}{
+		{"gzip", segment.CodecGzip, false, 32 << 20},
+		{"lz4", segment.CodecLZ4, false, 32 << 20},
+		{"zstd", segment.CodecZstd, false, 32 << 20},
+		{"snappy", segment.CodecSnappy, false, 8 << 20},
+		{"snappy-xerial", segment.CodecSnappy, true, 32 << 20},
+	} {
+		t.Run(bc.name, func(t *testing.T) {
+			b, err := segmenttest.Bomb(bc.codec, 1, bc.expands, bc.xerial)
+			if err != nil {
+				t.Fatalf("build bomb: %v", err)
+			}
+			before, counted := end(), refused("decompressed_too_large")
+			if code := produceCode(t, r.on(t), produceReq(9, topic, 0, -1, b)); code != kerr.MessageTooLarge.Code {
+				t.Fatalf("%d-byte batch expanding to %d: code %d, want MESSAGE_TOO_LARGE", len(b), bc.expands, code)
+			}
+			if got := end(); got != before {
+				t.Errorf("log end moved from %d to %d: the bomb was stored", before, got)
+			}
+			if got := refused("decompressed_too_large"); got != counted+1 {
+				t.Errorf("refusals counted %v, want %v", got, counted+1)
+			}
+		})
+	}
+	t.Run("record-count", func(t *testing.T) {
+		recs := []segment.Record{{Value: []byte("a")}, {Value: []byte("b")}}
+		for _, c := range []segment.Codec{segment.CodecGzip, segment.CodecZstd} {
+			b, err := segment.BuildBatch(recs, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := end()
+			for _, claim := range []int32{1, 3} {
+				if code := produceCode(t, r.on(t), produceReq(9, topic, 0, -1, segmenttest.Recount(b, claim))); code != kerr.CorruptMessage.Code {
+					t.Errorf("%v batch of 2 records claiming %d: code %d, want CORRUPT_MESSAGE", c, claim, code)
+				}
+			}
+			if got := end(); got != before {
+				t.Errorf("log end moved from %d to %d", before, got)
+			}
+		}
+	})
+	t.Run("franz-go", func(t *testing.T) {
+		// A real producer's batch: one record of 8 MiB of zeros, a few KB
+		// once compressed, four times the limit once decompressed.
+		before := end()
+		pr := newClient(t, n, kgo.ProducerBatchCompression(kgo.ZstdCompression()), kgo.ProducerBatchMaxBytes(16<<20), kgo.RecordRetries(0))
+		err := pr.ProduceSync(ctxT(t), &kgo.Record{Topic: topic, Value: make([]byte, 8<<20)}).FirstErr()
+		if !errors.Is(err, kerr.MessageTooLarge) {
+			t.Fatalf("franz-go produce of a batch expanding to 8 MiB: %v, want MESSAGE_TOO_LARGE", err)
+		}
+		if got := end(); got != before {
+			t.Errorf("log end moved from %d to %d", before, got)
+		}
+	})
+	// The node still serves, bombs and all: a normal compressed batch is
+	// stored and read back.
+	before := end()
+	if err := cl.ProduceSync(ctxT(t), &kgo.Record{Topic: topic, Value: []byte("fine")}).FirstErr(); err != nil {
+		t.Fatalf("normal produce after the bombs: %v", err)
+	}
+	if got := end(); got != before+1 {
+		t.Fatalf("log end %d after a normal produce, want %d", got, before+1)
+	}
+	if recs := consume(t, n, topic, 1, 1); string(recs[0].Value) != "fine" {
+		t.Fatalf("consumed %q", recs[0].Value)
 	}
 }
