@@ -253,7 +253,7 @@ func (n *Node) bindServers(context.Context) error {
 	n.onStop("kafka server", ks.Close)
 
 	wcfg := walConfig(n.cfg)
-	wcfg.Broker, wcfg.Logger = n.broker, n.log.With("component", "wal")
+	wcfg.Broker, wcfg.Logger, wcfg.Registry = n.broker, n.log.With("component", "wal"), n.reg
 	if n.cfg.Telemetry.Metrics.Enabled {
 		wcfg.Metrics = promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{})
 	}

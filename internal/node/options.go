@@ -38,7 +38,9 @@ func brokerOptions(cfg config.Config) actors.Options {
 		OrphanMinAge:       p.OrphanMinAge.Duration(),
 		IOTimeout:          p.IOTimeout.Duration(),
 		MailboxRequests:    int(p.MailboxRequests),
-		Limits:             limits(cfg),
+
+		MaxDecompressedBatchBytes: int(p.MaxDecompressedBatchBytes),
+		Limits:                    limits(cfg),
 	}
 }
 
@@ -98,6 +100,10 @@ func kafkaConfig(cfg config.Config) kafka.Config {
 		MaxInflight:       int(k.MaxInflightRequests),
 		AutoCreateTopics:  k.AutoCreateTopics,
 		DefaultPartitions: k.DefaultPartitions,
+
+		MaxConnections:           int(k.MaxConnections),
+		MaxConnectionsPerIP:      int(k.MaxConnectionsPerIP),
+		MaxInflightResponseBytes: k.MaxInflightResponseBytes,
 	}
 }
 
@@ -129,6 +135,12 @@ func walConfig(cfg config.Config) wal.Config {
 		},
 		RequestTimeout: w.RequestTimeout.Duration(),
 		TailHeartbeat:  w.TailHeartbeat.Duration(),
+
+		MaxConnections:      int(w.MaxConnections),
+		MaxConnectionsPerIP: int(w.MaxConnectionsPerIP),
+		ReadTimeout:         w.ReadTimeout.Duration(),
+		IdleTimeout:         w.IdleTimeout.Duration(),
+		ReadBufferBytes:     int(w.ReadBufferBytes),
 	}
 }
 

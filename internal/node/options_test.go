@@ -22,9 +22,12 @@ func custom() config.Config {
 	k.ListenAddr, k.AdvertisedAddr = "0.0.0.0:19092", "broker-7:19092"
 	k.MaxFrameBytes, k.IdleTimeout, k.AutoCreateTopics = 50<<20, config.Duration(7*time.Minute), false
 	k.DefaultPartitions, k.MaxInflightRequests = 6, 17
+	k.MaxConnections, k.MaxConnectionsPerIP, k.MaxInflightResponseBytes = 501, 51, 5<<20
 	w := &c.Server.WALBroker
 	w.ListenAddr, w.MaxBodyBytes, w.MaxWait, w.AllowPerLogStorage = "127.0.0.1:18848", 3<<20, config.Duration(11*time.Second), true
 	w.RequestTimeout, w.TailHeartbeat = config.Duration(13*time.Second), config.Duration(9*time.Second)
+	w.MaxConnections, w.MaxConnectionsPerIP, w.ReadBufferBytes = 301, 31, 8192
+	w.ReadTimeout, w.IdleTimeout = config.Duration(19*time.Second), config.Duration(3*time.Minute)
 	s := &c.Storage
 	s.Scheme, s.Bucket, s.Region, s.Endpoint = config.SchemeS3, "bkt", "eu-west-3", "http://minio:9000"
 	s.AccessKeyID, s.SecretAccessKey, s.PathStyle, s.Prefix = "ak", "sk", true, "pre/"
@@ -34,7 +37,7 @@ func custom() config.Config {
 	p.TailCacheBytes, p.BlockCacheBytes, p.MaxMessageBytes = 5<<20, 70<<20, 2<<20
 	p.RetentionCheckInterval, p.OrphanMinAge = config.Duration(2*time.Minute), config.Duration(3*time.Hour)
 	p.MaxInflightFlushes, p.ReadBlockBytes, p.IOTimeout = 3, 512<<10, config.Duration(17*time.Second)
-	p.MailboxRequests = 300
+	p.MailboxRequests, p.MaxDecompressedBatchBytes = 300, 32<<20
 	g := &c.Group
 	g.MinSessionTimeout, g.MaxSessionTimeout = config.Duration(2*time.Second), config.Duration(time.Minute)
 	g.InitialRebalanceDelay, g.MaxSize, g.MaxOffsetMetadataBytes = config.Duration(time.Second), 99, 2048
@@ -76,6 +79,7 @@ func TestMappings(t *testing.T) {
 		{"partition.orphan_min_age", b.OrphanMinAge, 3 * time.Hour},
 		{"partition.io_timeout", b.IOTimeout, 17 * time.Second},
 		{"partition.mailbox_requests", b.MailboxRequests, 300},
+		{"partition.max_decompressed_batch_bytes", b.MaxDecompressedBatchBytes, 32 << 20},
 		{"limits.max_partitions_per_topic", b.Limits.MaxPartitionsPerTopic, int32(101)},
 		{"limits.max_cluster_partitions", b.Limits.MaxClusterPartitions, int64(1002)},
 		{"limits.max_node_partitions", b.Limits.MaxNodePartitions, 503},
@@ -111,6 +115,9 @@ func TestMappings(t *testing.T) {
 		{"server.kafka_broker.auto_create_topics", k.AutoCreateTopics, false},
 		{"server.kafka_broker.default_partitions", k.DefaultPartitions, int32(6)},
 		{"server.kafka_broker.max_inflight_requests", k.MaxInflight, 17},
+		{"server.kafka_broker.max_connections", k.MaxConnections, 501},
+		{"server.kafka_broker.max_connections_per_ip", k.MaxConnectionsPerIP, 51},
+		{"server.kafka_broker.max_inflight_response_bytes", k.MaxInflightResponseBytes, int64(5 << 20)},
 
 		{"server.wal_broker.listen_addr", w.ListenAddr, "127.0.0.1:18848"},
 		{"server.wal_broker.max_body_bytes", w.MaxBodyBytes, 3 << 20},
@@ -118,6 +125,11 @@ func TestMappings(t *testing.T) {
 		{"server.wal_broker.allow_per_log_storage", w.AllowPerLogStorage, true},
 		{"server.wal_broker.request_timeout", w.RequestTimeout, 13 * time.Second},
 		{"server.wal_broker.tail_heartbeat", w.TailHeartbeat, 9 * time.Second},
+		{"server.wal_broker.max_connections", w.MaxConnections, 301},
+		{"server.wal_broker.max_connections_per_ip", w.MaxConnectionsPerIP, 31},
+		{"server.wal_broker.read_timeout", w.ReadTimeout, 19 * time.Second},
+		{"server.wal_broker.idle_timeout", w.IdleTimeout, 3 * time.Minute},
+		{"server.wal_broker.read_buffer_bytes", w.ReadBufferBytes, 8192},
 		{"storage identity", w.Storage, wal.StorageIdentity{Scheme: "s3", Bucket: "bkt", Endpoint: "http://minio:9000", Region: "eu-west-3"}},
 
 		{"storage.bucket", s3.Bucket, "bkt"},

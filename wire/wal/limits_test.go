@@ -1,7 +1,10 @@
 package wal_test
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +12,7 @@ import (
 	"github.com/morax-dev/morax/actors"
 	"github.com/morax-dev/morax/persistence/segment"
 	"github.com/morax-dev/morax/persistence/segment/segmenttest"
+	"github.com/morax-dev/morax/wire/wal"
 	"github.com/morax-dev/morax/wire/wal/waltest"
 )
 
@@ -73,4 +77,87 @@ func TestStoredBombReadFailsCleanly(t *testing.T) {
 	if _, err := n.Broker.Append(ctx, topic, 0, bomb, -1); err == nil || !strings.Contains(err.Error(), "too large") {
 		t.Errorf("append of a bomb over the bound: %v, want refused", err)
 	}
+}
+
+// dialFrom connects to the node from the loopback address src.
+func dialFrom(t *testing.T, src, url string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatalf("dial from %s: %v", src, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// health sends GET /v1/health on c and returns the status line, or the
+// read error when the server closed the connection instead.
+func health(c net.Conn) (string, error) {
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Write([]byte("GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line), err
+}
+
+// TestWALConnectionLimits: a connection over the per-IP bound is closed on
+// accept and counted; a client trickling its request is cut off at the
+// read timeout; others are served throughout.
+func TestWALConnectionLimits(t *testing.T) {
+	n := waltest.Start(t, waltest.Options{Server: func(c *wal.Config) {
+		c.MaxConnectionsPerIP = 2
+		c.ReadTimeout = 300 * time.Millisecond
+	}})
+	a, b := dialFrom(t, "127.0.0.2", n.URL), dialFrom(t, "127.0.0.2", n.URL)
+	for _, c := range []net.Conn{a, b} {
+		if line, err := health(c); err != nil || !strings.Contains(line, "200") {
+			t.Fatalf("health: %q %v", line, err)
+		}
+	}
+	if line, err := health(dialFrom(t, "127.0.0.2", n.URL)); err == nil {
+		t.Fatalf("third connection from one address answered %q; want it closed", line)
+	}
+	if got := refusals(t, n, "max_connections_per_ip"); got != 1 {
+		t.Errorf("per-IP refusals %v, want 1", got)
+	}
+	// Slowloris: half a request, then nothing. The server closes the
+	// connection once the read timeout passes (fasthttp may answer 408
+	// first).
+	slow := dialFrom(t, "127.0.0.3", n.URL)
+	if _, err := slow.Write([]byte("GET /v1/health HTTP/1.1\r\nHost: x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = slow.SetReadDeadline(time.Now().Add(20 * time.Second))
+	rest, err := io.ReadAll(slow)
+	if err != nil {
+		t.Fatalf("trickled request: %v after %q; want the server to close it", err, rest)
+	}
+	if len(rest) > 0 && !strings.Contains(string(rest), "408") {
+		t.Errorf("trickled request answered %q", rest)
+	}
+	if line, err := health(dialFrom(t, "127.0.0.4", n.URL)); err != nil || !strings.Contains(line, "200") {
+		t.Fatalf("health from another client: %q %v", line, err)
+	}
+}
+
+// refusals reads the WAL listener's refusals for reason.
+func refusals(t *testing.T, n *waltest.Node, reason string) float64 {
+	t.Helper()
+	mfs, err := n.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "morax_wal_connections_refused_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == reason {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }

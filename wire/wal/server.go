@@ -12,11 +12,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/morax-dev/morax/actors"
 	"github.com/morax-dev/morax/config"
+	"github.com/morax-dev/morax/wire/internal/connlimit"
 )
 
 // DefaultReadBytes is a read's max_bytes when the request sets none. It is
@@ -35,6 +37,12 @@ func DefaultConfig() Config {
 		MaxWait:        w.MaxWait.Duration(),
 		RequestTimeout: w.RequestTimeout.Duration(),
 		TailHeartbeat:  w.TailHeartbeat.Duration(),
+
+		MaxConnections:      int(w.MaxConnections),
+		MaxConnectionsPerIP: int(w.MaxConnectionsPerIP),
+		ReadTimeout:         w.ReadTimeout.Duration(),
+		IdleTimeout:         w.IdleTimeout.Duration(),
+		ReadBufferBytes:     int(w.ReadBufferBytes),
 	}
 }
 
@@ -67,6 +75,22 @@ type Config struct {
 	// TailHeartbeat is how often an idle tail stream sends a keep-alive
 	// comment, which is also how a tail notices that its client went away.
 	TailHeartbeat time.Duration
+	// MaxConnections bounds the connections open at once, and
+	// MaxConnectionsPerIP those from one source address; connections over
+	// either are closed as soon as they are accepted.
+	MaxConnections int
+	// MaxConnectionsPerIP: see MaxConnections.
+	MaxConnectionsPerIP int
+	// ReadTimeout bounds reading one request, headers and body.
+	ReadTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout time.Duration
+	// ReadBufferBytes is a connection's read buffer, which also bounds a
+	// request's headers.
+	ReadBufferBytes int
+	// Registry is where the server registers its metrics; nil registers
+	// none.
+	Registry prometheus.Registerer
 }
 
 func (c Config) withDefaults() Config {
@@ -86,6 +110,21 @@ func (c Config) withDefaults() Config {
 	if c.TailHeartbeat <= 0 {
 		c.TailHeartbeat = d.TailHeartbeat
 	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = d.MaxConnections
+	}
+	if c.MaxConnectionsPerIP <= 0 {
+		c.MaxConnectionsPerIP = d.MaxConnectionsPerIP
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = d.ReadTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.ReadBufferBytes <= 0 {
+		c.ReadBufferBytes = d.ReadBufferBytes
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -100,6 +139,8 @@ type Server struct {
 	srv     *fasthttp.Server
 	json    fasthttp.RequestHandler // routes whose answers may be gzipped
 	metrics fasthttp.RequestHandler // nil without Config.Metrics
+	// refused counts connections closed on accept, by reason.
+	refused *prometheus.CounterVec
 
 	// baseCtx ends when Close starts: long polls and tail streams derive
 	// from it so they finish instead of holding shutdown up.
@@ -123,6 +164,13 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, b: cfg.Broker, log: cfg.Logger, serveDone: make(chan struct{})}
+	s.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "morax_wal_connections_refused_total",
+		Help: "WAL API connections closed on accept for exceeding a limit, by reason (max_connections, max_connections_per_ip)."}, []string{"reason"})
+	if cfg.Registry != nil {
+		if err := cfg.Registry.Register(s.refused); err != nil {
+			return nil, fmt.Errorf("wal: register metrics: %w", err)
+		}
+	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	// Answers of at least 200 bytes are gzipped (or deflated, zstd'd) when
 	// the request's Accept-Encoding asks; tail streams are not, since a
@@ -136,11 +184,17 @@ func NewServer(cfg Config) (*Server, error) {
 		ErrorHandler:       s.errorHandler,
 		Name:               "morax",
 		MaxRequestBodySize: cfg.MaxBodyBytes,
-		// ReadTimeout bounds reading one request; IdleTimeout how long a
-		// keep-alive connection may sit idle. No WriteTimeout: it would cut
-		// tail streams.
-		ReadTimeout:                   time.Minute,
-		IdleTimeout:                   2 * time.Minute,
+		// ReadTimeout bounds reading one request, so a client trickling
+		// one (slowloris) holds its connection no longer; IdleTimeout how
+		// long a keep-alive connection may sit idle. No WriteTimeout: it
+		// would cut tail streams. Connection counts are bounded by the
+		// listener (connlimit), which closes connections over the limits
+		// before fasthttp sees them; Concurrency is the same bound, so
+		// fasthttp never refuses on its own.
+		ReadTimeout:                   cfg.ReadTimeout,
+		IdleTimeout:                   cfg.IdleTimeout,
+		ReadBufferSize:                cfg.ReadBufferBytes,
+		Concurrency:                   cfg.MaxConnections,
 		CloseOnShutdown:               true,
 		DisablePreParseMultipartForm:  true,
 		NoDefaultDate:                 false,
@@ -164,7 +218,13 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return fmt.Errorf("wal: listen on %s: %w", s.cfg.ListenAddr, err)
 	}
-	s.ln = ln
+	s.ln = connlimit.New(ln, connlimit.Config{
+		Name:           "wal",
+		MaxConnections: s.cfg.MaxConnections,
+		MaxPerIP:       s.cfg.MaxConnectionsPerIP,
+		Refused:        s.refused,
+		Logger:         s.log,
+	})
 	return nil
 }
 

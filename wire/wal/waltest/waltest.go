@@ -215,6 +215,7 @@ func start(s stores, opts Options) (*Node, error) {
 		ListenAddr: "127.0.0.1:0",
 		Storage:    s.identity,
 		Metrics:    promhttp.HandlerFor(n.Registry, promhttp.HandlerOpts{}),
+		Registry:   n.Registry,
 		Logger:     logger.With("component", "wal"),
 	}
 	if opts.Server != nil {
