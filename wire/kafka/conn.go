@@ -461,6 +461,9 @@ func (c *conn) dispatch(seq uint64, hdr requestHeader, req kmsg.Request, receive
 		drain:         c.drain,
 		abort:         c.abort,
 	}
+	// refunded keeps a handler that answers twice (a bug the actor
+	// reports) from giving the reservation back twice.
+	var refunded atomic.Bool
 	respond := func(resp kmsg.Response) {
 		var frame []byte
 		if resp != nil {
@@ -469,7 +472,9 @@ func (c *conn) dispatch(seq uint64, hdr requestHeader, req kmsg.Request, receive
 			c.learn(hdr.key, int64(len(frame)))
 		}
 		// After encode counted the answer: see unsentBytes.
-		c.reservedBytes.Add(-charge)
+		if refunded.CompareAndSwap(false, true) {
+			c.reservedBytes.Add(-charge)
+		}
 		c.send(&answered{seq: seq, frame: frame, api: api, received: received, fetch: fetch})
 	}
 	h.handle(c.s, rc, req, respond)
@@ -576,6 +581,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 	case *answered:
 		if _, dup := a.parked[m.seq]; dup || m.seq < a.next {
 			a.c.log.Error("kafka handler responded twice; ignoring the second", "api", m.api)
+			a.dropped(int64(len(m.frame))) // counted as answered, never written
 			return
 		}
 		a.c.s.metrics.requestSeconds.WithLabelValues(m.api).Observe(time.Since(m.received).Seconds())
