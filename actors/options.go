@@ -102,8 +102,6 @@ func DefaultOptions() Options {
 		BlockSize:          c.Partition.ReadBlockBytes,
 		MaxMessageBytes:    int(c.Partition.MaxMessageBytes),
 		MaxInflightFlushes: int(c.Partition.MaxInflightFlushes),
-
-		MaxDecompressedBatchBytes: int(c.Partition.MaxDecompressedBatchBytes),
 		LeaseTTL:           c.Cluster.LeaseTTL.Duration(),
 		RetentionInterval:  c.Partition.RetentionCheckInterval.Duration(),
 		OrphanMinAge:       c.Partition.OrphanMinAge.Duration(),
@@ -111,6 +109,8 @@ func DefaultOptions() Options {
 		MailboxRequests:    int(c.Partition.MailboxRequests),
 		Limits:             DefaultLimits(),
 		Now:                time.Now,
+
+		MaxDecompressedBatchBytes: int(c.Partition.MaxDecompressedBatchBytes),
 	}
 }
 
