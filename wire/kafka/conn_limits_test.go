@@ -170,7 +170,11 @@ func TestInflightResponseBytes(t *testing.T) {
 		requests = 1000
 		limit    = 256 << 10
 	)
-	n := kafkatest.Start(t, kafkatest.Options{Server: func(c *kafka.Config) {
+	n := kafkatest.Start(t, kafkatest.Options{Broker: func(o *actors.Options) {
+		// Many topics at once, which the creation limits would refuse.
+		o.Limits = actors.DefaultLimits()
+		o.Limits.MaxTopicsPerRequest, o.Limits.CreateBurst = 2*topics, 2*topics
+	}, Server: func(c *kafka.Config) {
 		// Out of reach of the requests sent (and small enough that the
 		// connection's queue, sized by it, does not blur the measure).
 		c.MaxInflight = 2 * requests
