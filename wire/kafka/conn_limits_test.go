@@ -167,7 +167,7 @@ func TestIdleConnectionMemory(t *testing.T) {
 func TestInflightResponseBytes(t *testing.T) {
 	const (
 		topics   = 200
-		requests = 1000
+		requests = 400
 		limit    = 256 << 10
 	)
 	n := kafkatest.Start(t, kafkatest.Options{Broker: func(o *actors.Options) {
@@ -250,7 +250,7 @@ func TestInflightResponseBytes(t *testing.T) {
 	// The bound plus one response, plus the request bytes read ahead and
 	// GC slack; without the bound the connection would hold every
 	// response the kernel's socket buffers did not absorb (tens of MiB
-	// here: 1000 responses of about 60 KB, less what the kernel buffers).
+	// here: 400 responses of about 60 KB, less what the kernel buffers).
 	if bound := int64(limit + respBytes + 8<<20); held > bound {
 		t.Errorf("a non-reading connection holds %d bytes of heap, want under %d", held, bound)
 	}
@@ -304,11 +304,11 @@ func TestCompressionBombsRefused(t *testing.T) {
 		xerial  bool
 		expands int64
 	}{
-		{"gzip", segment.CodecGzip, false, 32 << 20},
-		{"lz4", segment.CodecLZ4, false, 32 << 20},
-		{"zstd", segment.CodecZstd, false, 32 << 20},
-		{"snappy", segment.CodecSnappy, false, 8 << 20},
-		{"snappy-xerial", segment.CodecSnappy, true, 32 << 20},
+		{"gzip", segment.CodecGzip, false, 8 << 20},
+		{"lz4", segment.CodecLZ4, false, 8 << 20},
+		{"zstd", segment.CodecZstd, false, 8 << 20},
+		{"snappy", segment.CodecSnappy, false, 4 << 20},
+		{"snappy-xerial", segment.CodecSnappy, true, 8 << 20},
 	} {
 		t.Run(bc.name, func(t *testing.T) {
 			b, err := segmenttest.Bomb(bc.codec, 1, bc.expands, bc.xerial)
