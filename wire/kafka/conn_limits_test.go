@@ -249,7 +249,7 @@ func TestInflightResponseBytes(t *testing.T) {
 		topics, respBytes, stalled-start, requests, held, limit)
 	// The bound plus one response, plus the request bytes read ahead and
 	// GC slack; without the bound the connection would hold every
-	// response the kernel's socket buffers did not absorb (tens of MiB
+	// response the kernel's socket buffers did not absorb (over 10 MiB
 	// here: 400 responses of about 60 KB, less what the kernel buffers).
 	if bound := int64(limit + respBytes + 8<<20); held > bound {
 		t.Errorf("a non-reading connection holds %d bytes of heap, want under %d", held, bound)
