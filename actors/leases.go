@@ -196,6 +196,13 @@ type partLease struct {
 	serving bool
 }
 
+// strayLease is a lease of this process that it no longer holds, as a
+// batch renewal returned it.
+type strayLease struct {
+	epoch int64
+	since time.Time
+}
+
 // slotState is where a slot lease is in its life.
 type slotState int
 
@@ -239,6 +246,10 @@ type leaseOwner struct {
 	// costs one copy of the view.
 	queued  bool
 	waiting []chan error
+	// strays are leases the store renewed for this process that the owner
+	// does not hold (by resource: the epoch and the first renewal that
+	// returned it). See releaseStrays.
+	strays map[string]strayLease
 	// closing is set by releaseSlots: slots are given back, never taken;
 	// slotsDone are closed once no slot is held.
 	closing   bool
@@ -407,9 +418,59 @@ func (o *leaseOwner) onRenewed(m *leasesRenew) {
 			o.b.opts.Logger.Warn("group slot lease lost", "slot", s)
 			o.loseSlot(s, false, true)
 		}
+		o.releaseStrays(m)
 		o.publishSoon()
 	}
 	o.expire()
+}
+
+// releaseStrays gives back the leases a batch renewal extended that this
+// owner does not hold. The store renews every unexpired lease of this
+// process, and a lease given up by our clock (renewals failed for a TTL,
+// the store was away) can still be unexpired by the database's clock when
+// the store returns: renewed from then on by a node that serves nothing
+// under it, it would keep the partition or group slot from every other
+// node for good. A lease is released only once it has come back stray for
+// longer than an I/O timeout, because a partition that is starting holds
+// its lease in the store before it tells this owner: by then its start
+// has registered the lease or given up and released it itself. The
+// release is conditional on the epoch, so it cannot take a lease granted
+// again since.
+func (o *leaseOwner) releaseStrays(m *leasesRenew) {
+	held := make(map[string]bool, len(o.parts))
+	for _, pl := range o.parts {
+		held[pl.resource] = true
+	}
+	for s := range o.slots {
+		if o.slots[s].state != slotFree {
+			held[meta.SlotResource(s)] = true
+		}
+	}
+	seen := make(map[string]bool)
+	for _, l := range m.leases {
+		if held[l.Resource] {
+			continue
+		}
+		seen[l.Resource] = true
+		st, ok := o.strays[l.Resource]
+		if !ok || st.epoch != l.Epoch {
+			if o.strays == nil {
+				o.strays = map[string]strayLease{}
+			}
+			o.strays[l.Resource] = strayLease{epoch: l.Epoch, since: m.asked}
+			continue
+		}
+		if m.asked.Sub(st.since) > o.b.opts.IOTimeout {
+			o.b.opts.Logger.Info("releasing a lease this node renewed but no longer holds", "resource", l.Resource, "epoch", l.Epoch)
+			delete(o.strays, l.Resource)
+			o.release(l.Resource, l.Epoch)
+		}
+	}
+	for res := range o.strays {
+		if !seen[res] {
+			delete(o.strays, res)
+		}
+	}
 }
 
 // expire gives up every lease past its deadline by our clock: renewals

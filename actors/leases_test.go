@@ -178,3 +178,44 @@ func TestLeasesExpireWhenRenewalsFail(t *testing.T) {
 		}
 	})
 }
+
+// TestStrayLeaseIsReleased: a lease of this process that its lease owner
+// does not hold (given up by our clock while the store still had it
+// unexpired, as after a metadata outage) is renewed by every batch renewal
+// and so kept from every other node for good, unless the owner gives it
+// back. It must be released once it has come back stray for longer than an
+// I/O timeout, and another process must then be able to take it.
+func TestStrayLeaseIsReleased(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		o := testOptions("stray")
+		o.LeaseTTL = 3 * time.Second
+		o.IOTimeout = 1500 * time.Millisecond
+		b := startBroker(t, be, o)
+		// The broker holds a partition of its own, so batch renewals run.
+		tp := createTopic(t, b, "stray-held", 1, nil)
+		if _, err := b.Append(context.Background(), tp, 0, batchOf(t, "x"), -1); err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		const res = "stray/resource"
+		if _, err := be.meta.AcquireLease(ctx, res, b.LeaseOwner(), o.LeaseTTL); err != nil {
+			t.Fatal(err)
+		}
+		// Without the release the stray lease is renewed for ever; with
+		// it, it is vacant after the timeout plus a few renewals.
+		waitFor(t, 10*o.LeaseTTL, "stray lease released", func() bool {
+			ls, err := be.meta.Leases(ctx, res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(ls) == 1 && ls[0].Owner == ""
+		})
+		if _, err := be.meta.AcquireLease(ctx, res, "other@1", o.LeaseTTL); err != nil {
+			t.Fatalf("another process takes the released lease: %v", err)
+		}
+		// The partition the owner does hold was never touched.
+		if _, ok := b.LocalLeader(tp.ID, 0); !ok {
+			t.Fatal("the held partition lost its lease")
+		}
+	})
+}
